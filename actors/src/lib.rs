@@ -1,0 +1,20 @@
+//! # points-actors
+//!
+//! The actors of points-engine. Each actor owns a piece of hot state and serializes the
+//! contention on it; durable writes are handed to storage and the caller is answered only after
+//! the commit that holds its change.
+//!
+//! ## Layout
+//! - [`ledger`]: the batching ledger actor (group commit of point changes), its message types and
+//!   the pure batch planner that decides each change (ok, insufficient, replay, conflict).
+//! - [`store`]: the storage seam the actors write through, implemented by the server crate for
+//!   SQLite and Postgres.
+
+pub mod ledger;
+pub mod store;
+
+pub use ledger::{
+    plan_batch, BatchPlan, Change, LedgerActor, LedgerError, LedgerLimits, LedgerMetrics, Limit,
+    Lot, Outcome, StoredEntry, Submit,
+};
+pub use store::{LedgerStore, StoreError};

@@ -1,0 +1,246 @@
+//! Settings: one struct, defaults in code, `POINTS_*` environment variables on top.
+//!
+//! An optional config file (`POINTS_CONFIG`, `KEY=value` lines with the same names as the
+//! environment variables) may add to it; the environment wins over the file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono_tz::Tz;
+use points_actors::LedgerLimits;
+
+/// Every setting of the server.
+#[derive(Clone)]
+pub struct Settings {
+    /// Address the HTTP server listens on (`POINTS_BIND`). Port 0 picks a free port.
+    pub bind: String,
+    /// `sqlite://path` or `postgres://...` (`DATABASE_URL`).
+    pub database_url: String,
+    /// Optional Redis (`REDIS_URL`): shared counters and fan-out; never the source of truth.
+    pub redis_url: Option<String>,
+    /// Key for `/admin/*`, `core/*` and the 001 server ops (`POINTS_ADMIN_KEY`). Unset: those
+    /// routes refuse every call.
+    pub admin_key: Option<String>,
+    /// Secret the API gateway adds in `X-Gateway-Secret` (`POINTS_GATEWAY_SECRET`). Unset: the
+    /// open API (002) refuses every call.
+    pub gateway_secret: Option<String>,
+    /// Dev login (`POINTS_DEV_LOGIN=1`): code `X` logs in platform user `dev_X`.
+    pub dev_login: bool,
+    /// WeChat mini-program credentials of the default app (`POINTS_WECHAT_APPID`/`_SECRET`).
+    pub wechat_appid: Option<String>,
+    pub wechat_secret: Option<String>,
+    /// Base URL of the WeChat API (`POINTS_WECHAT_API_BASE`).
+    pub wechat_api_base: String,
+    /// Alipay open-platform gateway (`POINTS_ALIPAY_GATEWAY`).
+    pub alipay_gateway: String,
+    /// Business timezone: what "a day" means (`POINTS_TIMEZONE`).
+    pub timezone: Tz,
+    /// Where fulfilment orders are delivered (`POINTS_FULFILMENT_WEBHOOK`).
+    pub fulfilment_webhook: Option<String>,
+    /// Ledger batching (`POINTS_LEDGER_BATCH_MAX`, `POINTS_LEDGER_LINGER_MS`,
+    /// `POINTS_LEDGER_QUEUE_MAX`).
+    pub ledger: LedgerLimits,
+    /// HTTP worker threads (`POINTS_WORKERS`); default: one per core.
+    pub workers: usize,
+    /// Lifetime of a session token (`POINTS_SESSION_TTL_HOURS`).
+    pub session_ttl: Duration,
+    /// Database connections (`POINTS_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+    /// Whether to run the scheduled jobs (expiry) in this process (`POINTS_JOBS`, default on).
+    pub jobs: bool,
+    /// Log as JSON lines (`POINTS_LOG_JSON=1`).
+    pub log_json: bool,
+}
+
+/// Default session lifetime: 30 days, like a mini-program's login state.
+const SESSION_TTL_DEFAULT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/points.db".into(),
+            redis_url: None,
+            admin_key: None,
+            gateway_secret: None,
+            dev_login: false,
+            wechat_appid: None,
+            wechat_secret: None,
+            wechat_api_base: "https://api.weixin.qq.com".into(),
+            alipay_gateway: "https://openapi.alipay.com/gateway.do".into(),
+            timezone: chrono_tz::Asia::Shanghai,
+            fulfilment_webhook: None,
+            ledger: LedgerLimits::default(),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            session_ttl: SESSION_TTL_DEFAULT,
+            db_max_connections: 16,
+            jobs: true,
+            log_json: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the settings from the process environment (and `POINTS_CONFIG`, if set).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut vars: HashMap<String, String> = HashMap::new();
+        if let Ok(path) = std::env::var("POINTS_CONFIG") {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading config file {path}"))?;
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let Some((key, value)) = line.split_once('=') else {
+                    bail!("config file {path}: expected KEY=value, got {line:?}");
+                };
+                vars.insert(key.trim().into(), value.trim().trim_matches('"').into());
+            }
+        }
+        vars.extend(std::env::vars());
+        Self::from_vars(&vars)
+    }
+
+    /// Builds settings from a map of variables, on top of the defaults.
+    pub fn from_vars(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut s = Settings::default();
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = get("POINTS_BIND") {
+            s.bind = v;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            s.database_url = v;
+        }
+        s.redis_url = get("REDIS_URL");
+        s.admin_key = get("POINTS_ADMIN_KEY");
+        s.gateway_secret = get("POINTS_GATEWAY_SECRET");
+        s.dev_login = get("POINTS_DEV_LOGIN")
+            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        s.wechat_appid = get("POINTS_WECHAT_APPID");
+        s.wechat_secret = get("POINTS_WECHAT_SECRET");
+        if let Some(v) = get("POINTS_WECHAT_API_BASE") {
+            s.wechat_api_base = v.trim_end_matches('/').into();
+        }
+        if let Some(v) = get("POINTS_ALIPAY_GATEWAY") {
+            s.alipay_gateway = v;
+        }
+        if let Some(v) = get("POINTS_TIMEZONE") {
+            s.timezone = v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("POINTS_TIMEZONE={v:?} is not a timezone: {e}"))?;
+        }
+        s.fulfilment_webhook = get("POINTS_FULFILMENT_WEBHOOK");
+        let num = |k: &str| -> anyhow::Result<Option<u64>> {
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .with_context(|| format!("{k}={v:?} is not a number"))
+                })
+                .transpose()
+        };
+        if let Some(v) = num("POINTS_LEDGER_BATCH_MAX")? {
+            s.ledger.batch_max = usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = num("POINTS_LEDGER_LINGER_MS")? {
+            s.ledger.linger = Duration::from_millis(v);
+        }
+        if let Some(v) = num("POINTS_LEDGER_QUEUE_MAX")? {
+            s.ledger.queue_max = usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = num("POINTS_WORKERS")? {
+            s.workers = usize::try_from(v.max(1)).unwrap_or(1);
+        }
+        if let Some(v) = num("POINTS_SESSION_TTL_HOURS")? {
+            s.session_ttl = Duration::from_secs(v.max(1) * 3600);
+        }
+        if let Some(v) = num("POINTS_DB_MAX_CONNECTIONS")? {
+            s.db_max_connections = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = get("POINTS_JOBS") {
+            s.jobs = !matches!(v.as_str(), "0" | "false" | "no" | "off");
+        }
+        s.log_json = get("POINTS_LOG_JSON").is_some_and(|v| v == "1" || v == "true");
+        Ok(s)
+    }
+}
+
+/// Shows a secret as set or unset, never its value.
+fn redact(v: &Option<String>) -> &'static str {
+    if v.is_some() {
+        "<redacted>"
+    } else {
+        "<unset>"
+    }
+}
+
+/// Removes the password of a database or Redis URL.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("redacted"));
+            u.to_string()
+        }
+        _ => raw.to_string(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("admin_key", &redact(&self.admin_key))
+            .field("gateway_secret", &redact(&self.gateway_secret))
+            .field("dev_login", &self.dev_login)
+            .field("wechat_appid", &self.wechat_appid)
+            .field("wechat_secret", &redact(&self.wechat_secret))
+            .field("wechat_api_base", &self.wechat_api_base)
+            .field("alipay_gateway", &self.alipay_gateway)
+            .field("timezone", &self.timezone.name())
+            .field("fulfilment_webhook", &self.fulfilment_webhook)
+            .field("ledger", &self.ledger)
+            .field("workers", &self.workers)
+            .field("session_ttl", &self.session_ttl)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let vars = HashMap::from([
+            ("POINTS_ADMIN_KEY".to_string(), "s3cret-admin".to_string()),
+            ("POINTS_WECHAT_SECRET".to_string(), "s3cret-wx".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                "postgres://u:s3cret-pw@localhost/db".to_string(),
+            ),
+        ]);
+        let shown = format!("{:?}", Settings::from_vars(&vars).expect("settings"));
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn bad_numbers_and_timezones_are_refused() {
+        let vars = HashMap::from([("POINTS_LEDGER_BATCH_MAX".to_string(), "lots".to_string())]);
+        assert!(Settings::from_vars(&vars).is_err());
+        let vars = HashMap::from([("POINTS_TIMEZONE".to_string(), "Mars/Base".to_string())]);
+        assert!(Settings::from_vars(&vars).is_err());
+    }
+}

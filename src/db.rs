@@ -1,0 +1,163 @@
+//! Database connection: SQLite by default, Postgres when the URL says so.
+//!
+//! Both backends run the same SQL through sqlx's `Any` driver; the few places where the dialects
+//! differ (row locks, upserts) ask [`Db::dialect`]. Times are stored as epoch milliseconds, so no
+//! timestamp type has to agree between the two.
+//!
+//! SQLite allows one writer at a time. Rather than let writers collide and retry on
+//! `SQLITE_BUSY`, every write goes through a pool of exactly one connection, and reads use a
+//! separate pool; with WAL, readers never block that writer. On Postgres both pools are the same.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a SQLite statement waits for a lock held by another process before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a pooled connection before the pool reports a timeout.
+const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which SQL dialect is behind the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The database: a writer pool and a reader pool (the same pool on Postgres).
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub write: AnyPool,
+    pub read: AnyPool,
+    pub dialect: Dialect,
+}
+
+impl Db {
+    /// Connects to `url`, creating a SQLite file and its folder when needed.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path == ":memory:" {
+                bail!(
+                    "DATABASE_URL {url:?}: give SQLite a file path, e.g. sqlite://data/points.db"
+                );
+            }
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating database folder {}", dir.display()))?;
+            }
+            let full = format!("sqlite://{path}?mode=rwc");
+            let options = AnyConnectOptions::from_str(&full)
+                .with_context(|| format!("parsing database URL for {path}"))?;
+            let setup = |options: AnyConnectOptions, max: u32| {
+                AnyPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            let busy = SQLITE_BUSY_TIMEOUT.as_millis();
+                            // synchronous=FULL: a commit is on disk before the caller hears of
+                            // it, which is what an acknowledged change promises.
+                            conn.execute(
+                                format!(
+                                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                                     PRAGMA busy_timeout={busy}; PRAGMA foreign_keys=ON;"
+                                )
+                                .as_str(),
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+            };
+            let write = setup(options.clone(), 1)
+                .await
+                .with_context(|| format!("opening SQLite database {path}"))?;
+            let read = setup(options, max_connections.max(2))
+                .await
+                .with_context(|| format!("opening SQLite database {path}"))?;
+            Ok(Db {
+                write,
+                read,
+                dialect: Dialect::Sqlite,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                .connect(url)
+                .await
+                .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+            Ok(Db {
+                write: pool.clone(),
+                read: pool,
+                dialect: Dialect::Postgres,
+            })
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            bail!(
+                "DATABASE_URL scheme {scheme:?} is not supported: use sqlite://<file> or postgres://..."
+            )
+        }
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.write)
+            .await
+            .context("applying database migrations")?;
+        Ok(())
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite's single writer needs none.
+    pub fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .context("database ping")?;
+        Ok(())
+    }
+}
+
+/// `$1, $2, ...` placeholders for `n` values starting after `offset` bound values.
+pub fn placeholders(offset: usize, n: usize) -> String {
+    (offset + 1..=offset + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Row tuples `($1, $2), ($3, $4), ...` for `rows` rows of `width` values after `offset`.
+pub fn row_placeholders(offset: usize, rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(offset + r * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

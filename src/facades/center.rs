@@ -1,0 +1,281 @@
+//! Seed 001, the points center: C-end ops at `/center/api/{op}` (Bearer token) and server ops at
+//! `/center/admin/{op}` (`X-Admin-Key`). Each op is a POST with a JSON body; reads also accept GET.
+//!
+//! Envelope `{"code":0,"msg":"ok","result":...}`. Codes: 0 ok, 300013 insufficient points (the
+//! client checks for it), 40000 bad or missing field, 40100 no valid token or admin key, 40300
+//! another user, 40400 not found, 40900 idempotency conflict, 41300 body too large, 42900 busy or
+//! limit reached, 50100 not configured, 50200 provider failed, 50300 storage unavailable.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::error::{AppError, Dialect, Failure};
+use crate::facades::{GET_POST, POST};
+use crate::http::{lenient, AdminKey, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
+use crate::points::{self, ChangeRequest};
+use crate::state::AppState;
+use crate::store::HistoryFilter;
+
+/// The 001 dialect.
+pub struct Center;
+
+/// 001's code for a deduction larger than the balance.
+pub const INSUFFICIENT_POINTS: i64 = 300_013;
+
+impl Center {
+    pub fn code(err: &AppError) -> i64 {
+        match err {
+            AppError::Missing(_) | AppError::Invalid(_) => 40000,
+            AppError::Unauthorized(_) | AppError::BadCredentials(_) => 40100,
+            AppError::WrongUser => 40300,
+            AppError::NotFound(_) => 40400,
+            AppError::Insufficient { .. } => INSUFFICIENT_POINTS,
+            AppError::Conflict(_) => 40900,
+            AppError::TooLarge => 41300,
+            AppError::LimitReached(_) | AppError::Busy => 42900,
+            AppError::NotConfigured(_) => 50100,
+            AppError::Provider(_) => 50200,
+            AppError::Unavailable(_) => 50300,
+            AppError::Coded(code, _) => *code,
+        }
+    }
+}
+
+impl Dialect for Center {
+    fn render(err: &AppError) -> HttpResponse {
+        HttpResponse::Ok().json(json!({
+            "code": Center::code(err),
+            "msg": err.message_zh(),
+            "result": null,
+        }))
+    }
+}
+
+type Reply = Result<HttpResponse, Failure<Center>>;
+
+pub fn ok(result: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"code": 0, "msg": "ok", "result": result}))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "001 points center";
+    r.add::<crate::http::Empty, UserPoints, _, _>(
+        RouteDoc {
+            path: "/center/api/getUserPoints",
+            methods: GET_POST,
+            tag,
+            summary: "查询当前用户积分信息: balance and the next expiry",
+            description: "Bearer token. `expiredPointsInfo.faceValue` is the number of points of the nearest expiry day, `expiredTime` that day (`YYYY-MM-DD`, the last day they count); 0 and empty when nothing expires.",
+        },
+        get_user_points,
+    );
+    r.add::<ChangeRecordReq, Vec<ChangeRecordItem>, _, _>(
+        RouteDoc {
+            path: "/center/api/changeRecord",
+            methods: GET_POST,
+            tag,
+            summary: "查询当前用户兑换记录 / 积分明细",
+            description: "`type`: `task` every point change (default), `exchange` prize exchanges only. Optional `page` (from 1) and `size` (1-100, default 20). Newest first.",
+        },
+        change_record,
+    );
+    r.add::<ChangePointsReq, i64, _, _>(
+        RouteDoc {
+            path: "/center/admin/changePoints",
+            methods: POST,
+            tag,
+            summary: "自定义积分增减: add or deduct a user's points (server op)",
+            description: "`X-Admin-Key`. `faceValue` is signed (negative deducts); `changeType` one of task/exchange/other/sign/invite; `openId` the user's platform id; `app_id` defaults to `default`. An optional `transactionId` (or `Idempotency-Key` header) makes the call safe to retry. Insufficient points answer 300013. `result` is the new balance.",
+        },
+        change_points,
+    );
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPoints {
+    pub points: i64,
+    pub expired_points_info: ExpiredPointsInfo,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpiredPointsInfo {
+    pub face_value: i64,
+    pub expired_time: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangeRecordReq {
+    /// `task` (point details) or `exchange` (exchange records).
+    #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
+    pub kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub size: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecordItem {
+    pub desc: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: String,
+    /// Points changed (absolute).
+    pub face_value: i64,
+    /// 1 increase, 2 decrease.
+    pub change_status: i64,
+    pub user_remaining_points: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePointsReq {
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub face_value: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub open_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub change_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub desc: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub prize_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub transaction_id: Option<String>,
+    #[serde(default, rename = "app_id", deserialize_with = "lenient::opt_string")]
+    pub app_id: Option<String>,
+}
+
+const CHANGE_TYPES: &[&str] = &["task", "exchange", "other", "sign", "invite"];
+const PRIZE_TYPES: &[&str] = &["goods", "virtualGoods", "integral"];
+
+async fn get_user_points(state: web::Data<AppState>, caller: Caller<Center>) -> Reply {
+    let user = caller.session.user_id;
+    let points = state.stores.ledger.balance(user).await?;
+    let (face_value, expired_time) = match points::next_expiry(&state, user).await? {
+        Some((at, _)) => {
+            // Every lot that stops counting on the same business day.
+            let (start, end) = state
+                .clock
+                .day_bounds(state.clock.date(at.saturating_sub(1)));
+            let points = state
+                .stores
+                .ledger
+                .expiring_between(user, start + 1, end + 1)
+                .await?;
+            (points, state.clock.expiry_date(at))
+        }
+        None => (0, String::new()),
+    };
+    Ok(ok(serde_json::to_value(UserPoints {
+        points,
+        expired_points_info: ExpiredPointsInfo {
+            face_value,
+            expired_time,
+        },
+    })
+    .unwrap_or(Value::Null)))
+}
+
+async fn change_record(
+    state: web::Data<AppState>,
+    caller: Caller<Center>,
+    p: Params<ChangeRecordReq, Center>,
+) -> Reply {
+    let p = p.into_inner();
+    let kind = match p.kind.as_deref().unwrap_or("task") {
+        "task" => None,
+        "exchange" => Some("exchange".to_string()),
+        other => {
+            return Err(AppError::invalid(format!(
+                "type must be \"task\" or \"exchange\", got {other:?}"
+            ))
+            .into())
+        }
+    };
+    let page = Page::parse(p.page, p.size, 1, 20)?;
+    let filter = HistoryFilter {
+        kind,
+        ..HistoryFilter::default()
+    };
+    let (rows, _) = state
+        .stores
+        .ledger
+        .history(caller.session.user_id, &filter, page.offset, page.limit)
+        .await?;
+    let items: Vec<ChangeRecordItem> = rows
+        .iter()
+        .map(|e| ChangeRecordItem {
+            desc: e.description.clone(),
+            kind: e.kind.clone(),
+            created_at: state.clock.format_datetime(e.created_at),
+            face_value: e.amount.abs(),
+            change_status: if e.amount > 0 { 1 } else { 2 },
+            user_remaining_points: e.balance_after,
+        })
+        .collect();
+    Ok(ok(serde_json::to_value(items).unwrap_or(Value::Null)))
+}
+
+async fn change_points(
+    state: web::Data<AppState>,
+    _admin: AdminKey<Center>,
+    req: HttpRequest,
+    p: Params<ChangePointsReq, Center>,
+) -> Reply {
+    let p = p.into_inner();
+    let amount = p.face_value.ok_or_else(|| AppError::missing("faceValue"))?;
+    let open_id = p.open_id.ok_or_else(|| AppError::missing("openId"))?;
+    let change_type = p.change_type.unwrap_or_else(|| "other".into());
+    if !CHANGE_TYPES.contains(&change_type.as_str()) {
+        return Err(AppError::invalid(format!(
+            "changeType must be one of {}",
+            CHANGE_TYPES.join("/")
+        ))
+        .into());
+    }
+    if let Some(t) = &p.prize_type {
+        if !PRIZE_TYPES.contains(&t.as_str()) {
+            return Err(AppError::invalid(format!(
+                "prizeType must be one of {}",
+                PRIZE_TYPES.join("/")
+            ))
+            .into());
+        }
+    }
+    let app = p.app_id.unwrap_or_else(|| "default".into());
+    let user = points::user(&state, &app, &open_id).await?;
+    let header_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let idem = p
+        .transaction_id
+        .or(header_key)
+        .map(|k| points::idem_key("center", &k))
+        .transpose()?;
+    let outcome = points::apply(
+        &state,
+        ChangeRequest {
+            user: &user,
+            amount,
+            kind: &change_type,
+            idem_key: idem,
+            reference: p.id.as_deref().unwrap_or_default(),
+            description: p.desc.as_deref().unwrap_or_default(),
+            expires_at: None,
+            limit: None,
+        },
+    )
+    .await?;
+    Ok(ok(json!(outcome.balance_after)))
+}

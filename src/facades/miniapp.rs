@@ -1,0 +1,229 @@
+//! Seed 003, the WeChat mini-program points API at `/api/*/`, with its negative return codes.
+//!
+//! Envelope `{"code":0,"msg":"success","data":...}`; POST routes take form or JSON bodies, GET
+//! routes query parameters (both methods are accepted everywhere). `/api/login/` answers
+//! `data.token`; every later call sends `Authorization: Bearer <token>` and names the same user
+//! in `openid`. Codes beyond each route's own table: -401 no valid session token, -400 a field
+//! with a bad value, -402 insufficient points, -409 conflict, -413 body too large, -429 busy,
+//! -503 storage unavailable.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::auth::{self, Provider};
+use crate::error::{AppError, Dialect, Failure};
+use crate::facades::GET_POST;
+use crate::http::{lenient, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
+use crate::state::AppState;
+use crate::store::HistoryFilter;
+
+/// The 003 dialect.
+pub struct Mini;
+
+impl Mini {
+    pub fn code(err: &AppError) -> i64 {
+        match err {
+            AppError::Missing(_) => -1,
+            AppError::WrongUser => -2,
+            AppError::Invalid(_) => -400,
+            AppError::Unauthorized(_) | AppError::BadCredentials(_) => -401,
+            AppError::Insufficient { .. } => -402,
+            AppError::NotFound(_) => -404,
+            AppError::Conflict(_) => -409,
+            AppError::TooLarge => -413,
+            AppError::LimitReached(_) | AppError::Busy => -429,
+            AppError::NotConfigured(_) => -501,
+            AppError::Provider(_) => -502,
+            AppError::Unavailable(_) => -503,
+            AppError::Coded(code, _) => *code,
+        }
+    }
+}
+
+impl Dialect for Mini {
+    fn render(err: &AppError) -> HttpResponse {
+        HttpResponse::Ok().json(json!({
+            "code": Mini::code(err),
+            "msg": err.message_zh(),
+            "data": null,
+        }))
+    }
+}
+
+type Reply = Result<HttpResponse, Failure<Mini>>;
+
+pub fn ok(data: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"code": 0, "msg": "success", "data": data}))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "003 mini-program";
+    r.add::<LoginReq, LoginData, _, _>(
+        RouteDoc {
+            path: "/api/login/",
+            methods: GET_POST,
+            tag,
+            summary: "用户登录",
+            description: "`code` from wx.login (dev login: `X` -> `dev_X`); optional `invite`. Codes: 0 ok, -1 empty parameter, -2 WeChat not configured, -3 failed to get openid, -4 failed to create the user. `data`: `openid`, `is_new`, `token`.",
+        },
+        login,
+    );
+    r.add::<OpenidReq, Balance, _, _>(
+        RouteDoc {
+            path: "/api/query_balance/",
+            methods: GET_POST,
+            tag,
+            summary: "查询积分",
+            description: "Bearer token; `openid` must be the token's user. `data`: `balance`, `p_num` (users with points in this app), `avg_balance` (their average, rounded down). Codes: 0, -1 empty parameter, -2 wrong openid.",
+        },
+        query_balance,
+    );
+    r.add::<RecordReq, Vec<PointRecord>, _, _>(
+        RouteDoc {
+            path: "/api/query_point_record/",
+            methods: GET_POST,
+            tag,
+            summary: "获取积分记录",
+            description: "Bearer token; `index` page from 0, `num` 1-100 (default 10). `data`: list of `{name, c_time, point}`, newest first. Codes: 0, -1 empty parameter, -2 wrong openid.",
+        },
+        query_point_record,
+    );
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub code: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub invite: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub app_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginData {
+    pub openid: String,
+    pub is_new: bool,
+    pub token: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct OpenidReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub openid: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RecordReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub openid: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub index: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub num: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Balance {
+    pub balance: i64,
+    pub p_num: i64,
+    pub avg_balance: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PointRecord {
+    pub name: String,
+    pub c_time: String,
+    pub point: i64,
+}
+
+/// Checks that `openid` is present and names the caller; `wrong_openid` is the route's code.
+pub fn own_openid(
+    caller: &Caller<Mini>,
+    openid: &Option<String>,
+    wrong_openid: i64,
+) -> Result<(), AppError> {
+    let openid = openid
+        .as_deref()
+        .ok_or_else(|| AppError::missing("openid"))?;
+    if openid != caller.session.platform_uid {
+        return Err(AppError::Coded(wrong_openid, "错误的openid".into()));
+    }
+    Ok(())
+}
+
+async fn login(state: web::Data<AppState>, p: Params<LoginReq, Mini>) -> Reply {
+    let p = p.into_inner();
+    let code = p.code.ok_or_else(|| AppError::missing("code"))?;
+    let app_id = p.app_id.unwrap_or_else(|| "default".into());
+    let login = auth::login(&state, &app_id, Provider::Wechat, &code)
+        .await
+        .map_err(|e| match e {
+            AppError::NotConfigured(m) => AppError::Coded(-2, format!("系统没有配置微信: {m}")),
+            AppError::Provider(m) | AppError::Invalid(m) => {
+                AppError::Coded(-3, format!("获取openID失败: {m}"))
+            }
+            AppError::Unavailable(_) => AppError::Coded(-4, "创建用户失败".into()),
+            other => other,
+        })?;
+    Ok(ok(json!(LoginData {
+        openid: login.user.platform_uid,
+        is_new: login.is_new,
+        token: login.token,
+    })))
+}
+
+async fn query_balance(
+    state: web::Data<AppState>,
+    caller: Caller<Mini>,
+    p: Params<OpenidReq, Mini>,
+) -> Reply {
+    own_openid(&caller, &p.into_inner().openid, -2)?;
+    let balance = state.stores.ledger.balance(caller.session.user_id).await?;
+    let (p_num, avg_balance) = state
+        .stores
+        .ledger
+        .participation(&caller.session.app_id)
+        .await?;
+    Ok(ok(json!(Balance {
+        balance,
+        p_num,
+        avg_balance,
+    })))
+}
+
+async fn query_point_record(
+    state: web::Data<AppState>,
+    caller: Caller<Mini>,
+    p: Params<RecordReq, Mini>,
+) -> Reply {
+    let p = p.into_inner();
+    own_openid(&caller, &p.openid, -2)?;
+    let page = Page::parse(p.index, p.num, 0, 10)?;
+    let (rows, _) = state
+        .stores
+        .ledger
+        .history(
+            caller.session.user_id,
+            &HistoryFilter::default(),
+            page.offset,
+            page.limit,
+        )
+        .await?;
+    let items: Vec<PointRecord> = rows
+        .iter()
+        .map(|e| PointRecord {
+            name: if e.description.is_empty() {
+                e.kind.clone()
+            } else {
+                e.description.clone()
+            },
+            c_time: state.clock.format_datetime(e.created_at),
+            point: e.amount,
+        })
+        .collect();
+    Ok(ok(json!(items)))
+}

@@ -1,0 +1,25 @@
+//! One module per API dialect. Each owns its envelope, its error code table and its routes;
+//! all of them call the same services underneath.
+//!
+//! | module | seed | paths |
+//! |---|---|---|
+//! | [`giftpoint`] | 000 | `/v2/*`, `/core/*` |
+//! | [`center`] | 001 | `/center/api/{op}`, `/center/admin/{op}` |
+//! | [`open`] | 002 | `/api/v1/open/swan/integral/*` |
+//! | [`miniapp`] | 003 | `/api/*/` |
+//! | [`admin`] | — | `/admin/*` (000 envelope) |
+//! | [`service`] | — | `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` |
+
+pub mod admin;
+pub mod center;
+pub mod giftpoint;
+pub mod miniapp;
+pub mod open;
+pub mod service;
+
+use actix_web::http::Method;
+
+/// Both methods, for dialects that accept reads and writes either way.
+pub const GET_POST: &[Method] = &[Method::GET, Method::POST];
+pub const POST: &[Method] = &[Method::POST];
+pub const GET: &[Method] = &[Method::GET];

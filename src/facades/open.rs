@@ -1,0 +1,482 @@
+//! Seed 002, the open integral API behind an API gateway, at `/api/v1/open/swan/integral/*`.
+//!
+//! The gateway authenticates the caller and names them in `X-Consumer-Custom-ID`; we trust that
+//! header only when the request also carries `X-Gateway-Secret` equal to `POINTS_GATEWAY_SECRET`
+//! (unset: every call is refused). `X-App-Id` picks the app (tenant), default `default`.
+//! Errors use HTTP statuses with `{"error": NAME, "message": sentence}`: 400 bad input, 401 bad
+//! gateway credentials, 403 a body user that is not the caller, 404 unknown event type,
+//! 409 `transactionId` reused with other values, 413 body too large, 422 insufficient points,
+//! 429 busy, 503 storage unavailable.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use crate::clock::now_ms;
+use crate::error::{AppError, Dialect, Failure};
+use crate::facades::{GET, POST};
+use crate::http::{lenient, secret_eq, ApiDoc, Page, Params, RouteDoc, Routes};
+use crate::points::{self, ChangeRequest};
+use crate::state::AppState;
+use crate::store::{EntryRow, HistoryFilter, User};
+use points_actors::Limit;
+
+/// The 002 dialect.
+pub struct Open;
+
+impl Dialect for Open {
+    fn render(err: &AppError) -> HttpResponse {
+        HttpResponse::build(err.status()).json(json!({
+            "error": err.name(),
+            "message": err.message(),
+        }))
+    }
+}
+
+type Reply = Result<HttpResponse, Failure<Open>>;
+
+/// One month, for `oneMonthExpired`.
+const ONE_MONTH_MS: i64 = 30 * 86_400_000;
+/// Longest user id the gateway may send.
+const CONSUMER_ID_BYTES_MAX: usize = 128;
+
+pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "002 open integral";
+    let auth = "Gateway call: `X-Consumer-Custom-ID` names the caller and `X-Gateway-Secret` must equal POINTS_GATEWAY_SECRET; optional `X-App-Id`.";
+    r.add::<crate::http::Empty, PointsTotal, _, _>(
+        RouteDoc {
+            path: "/api/v1/open/swan/integral/points",
+            methods: GET,
+            tag,
+            summary: "1.2.1 查询用户积分总额",
+            description: auth,
+        },
+        total,
+    );
+    r.add::<PointsChangeReq, crate::http::Empty, _, _>(
+        RouteDoc {
+            path: "/api/v1/open/swan/integral/points",
+            methods: POST,
+            tag,
+            summary: "1.2.4 增加或兑换扣减用户积分",
+            description: "`point` is signed (negative deducts). `userId` must be the caller. A replayed `transactionId` with the same body answers 200 again; with other values 409. Insufficient points answer 422. Answers `{}`.",
+        },
+        change,
+    );
+    r.add::<MineReq, Mine, _, _>(
+        RouteDoc {
+            path: "/api/v1/open/swan/integral/points/transaction/mine",
+            methods: GET,
+            tag,
+            summary: "1.2.2 查询用户的总积分和流水明细",
+            description: "`type`: 1 income only, 2 spending only, absent or 0 all. `startTime`/`endTime` epoch ms. `page` from 0, `size` 1-100 (default 20). `oneMonthExpired`: points that expire within 30 days. `detailId` is the `transactionId`/`operationId` the change was made with.",
+        },
+        mine,
+    );
+    r.add::<TransactionsReq, Transactions, _, _>(
+        RouteDoc {
+            path: "/api/v1/open/swan/integral/points/transaction",
+            methods: GET,
+            tag,
+            summary: "1.2.3 分页查询用户积分流水明细",
+            description: "Newest first. `startTime`/`endTime` epoch ms, `page` from 0, `size` 1-100 (default 20).",
+        },
+        transactions,
+    );
+    r.add::<ReportReq, crate::http::Empty, _, _>(
+        RouteDoc {
+            path: "/api/v1/open/swan/integral/points/report",
+            methods: POST,
+            tag,
+            summary: "1.2.5 积分事件的上报",
+            description: "Reports an event of an admin-configured type; the caller earns the rule's points, at most `daily_cap` times per business day. `operationId` deduplicates. The caller must be `userId`, or `staffId` when a staff member reports a customer's event. Unknown types answer 404. Answers `{}` (also when the daily cap is used up).",
+        },
+        report,
+    );
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PointsTotal {
+    pub user_id: String,
+    pub balance: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PointsChangeReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub transaction_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub point: Option<i64>,
+    #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
+    pub kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub info: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MineReq {
+    #[serde(default, rename = "type", deserialize_with = "lenient::opt_i64")]
+    pub kind: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub start_time: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub end_time: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub size: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionsReq {
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub start_time: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub end_time: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub size: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MineItem {
+    pub id: i64,
+    pub tid: String,
+    pub mid: String,
+    pub create_at: i64,
+    pub update_at: i64,
+    pub user_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The `transactionId`/`operationId` of the change, or the entry id for changes made
+    /// through other APIs.
+    #[schema(value_type = Object)]
+    pub detail_id: Value,
+    pub points: i64,
+    pub info: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MinePage {
+    pub content: Vec<MineItem>,
+    pub page: i64,
+    pub size: i64,
+    pub total: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mine {
+    pub staff_id: String,
+    pub transaction: MinePage,
+    pub balance: i64,
+    pub one_month_expired: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TransactionItem {
+    /// Signed points, as a string (as the seed shows it).
+    pub points: String,
+    pub user_id: String,
+    #[schema(value_type = Object)]
+    pub detail_id: Value,
+    pub created_at: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub info: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Transactions {
+    pub transaction: Vec<TransactionItem>,
+    pub size: i64,
+    pub total: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportReq {
+    #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
+    pub kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub staff_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub operation_id: Option<String>,
+}
+
+/// The gateway-authenticated caller, created on first sight.
+async fn caller(state: &AppState, req: &HttpRequest) -> Result<User, AppError> {
+    let expected = state.settings.gateway_secret.as_deref().ok_or_else(|| {
+        AppError::BadCredentials("open API disabled: POINTS_GATEWAY_SECRET is not set".into())
+    })?;
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let given = header("x-gateway-secret")
+        .ok_or_else(|| AppError::BadCredentials("missing X-Gateway-Secret".into()))?;
+    if !secret_eq(given, expected) {
+        return Err(AppError::BadCredentials("wrong X-Gateway-Secret".into()));
+    }
+    let uid = header("x-consumer-custom-id")
+        .ok_or_else(|| AppError::BadCredentials("missing X-Consumer-Custom-ID".into()))?;
+    // The seed's example quotes the id; accept it with or without quotes.
+    let uid = uid.trim_matches('"');
+    if uid.is_empty() || uid.len() > CONSUMER_ID_BYTES_MAX || uid.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "X-Consumer-Custom-ID is not a valid user id",
+        ));
+    }
+    let app_id = header("x-app-id").unwrap_or("default");
+    crate::auth::app(state, app_id).await?;
+    if let Some(user) = state.stores.accounts.user_by_uid(app_id, uid).await? {
+        return Ok(user);
+    }
+    let (user, _) = state
+        .stores
+        .accounts
+        .login_user(app_id, uid, "gateway", None, None)
+        .await?;
+    Ok(user)
+}
+
+/// The id a listing shows for an entry: the caller's own transaction or operation id.
+fn detail_id(e: &EntryRow) -> Value {
+    for prefix in ["open:", "report:"] {
+        if let Some(id) = e.idem_key.strip_prefix(prefix) {
+            return json!(id);
+        }
+    }
+    json!(e.id)
+}
+
+fn time_filter(
+    start: Option<i64>,
+    end: Option<i64>,
+    income: Option<bool>,
+) -> Result<HistoryFilter, AppError> {
+    for (name, v) in [("startTime", start), ("endTime", end)] {
+        if v.is_some_and(|t| t < 0) {
+            return Err(AppError::invalid(format!(
+                "{name} must be epoch milliseconds"
+            )));
+        }
+    }
+    Ok(HistoryFilter {
+        income,
+        from: start,
+        to: end,
+        kind: None,
+    })
+}
+
+async fn total(state: web::Data<AppState>, req: HttpRequest) -> Reply {
+    let user = caller(&state, &req).await?;
+    let balance = state.stores.ledger.balance(user.id).await?;
+    let updated_at = state
+        .stores
+        .ledger
+        .history(user.id, &HistoryFilter::default(), 0, 1)
+        .await?
+        .0
+        .first()
+        .map(|e| e.created_at)
+        .unwrap_or(user.created_at);
+    Ok(HttpResponse::Ok().json(PointsTotal {
+        user_id: user.platform_uid,
+        balance,
+        created_at: user.created_at,
+        updated_at,
+    }))
+}
+
+async fn change(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    p: Params<PointsChangeReq, Open>,
+) -> Reply {
+    let user = caller(&state, &req).await?;
+    let p = p.into_inner();
+    let transaction_id = p
+        .transaction_id
+        .ok_or_else(|| AppError::missing("transactionId"))?;
+    let body_user = p.user_id.ok_or_else(|| AppError::missing("userId"))?;
+    if body_user != user.platform_uid {
+        return Err(AppError::WrongUser.into());
+    }
+    let point = p.point.ok_or_else(|| AppError::missing("point"))?;
+    let kind = p
+        .kind
+        .unwrap_or_else(|| if point > 0 { "grant" } else { "deduct" }.into());
+    points::apply(
+        &state,
+        ChangeRequest {
+            user: &user,
+            amount: point,
+            kind: &kind,
+            idem_key: Some(points::idem_key("open", &transaction_id)?),
+            reference: "",
+            description: p.info.as_deref().unwrap_or_default(),
+            expires_at: None,
+            limit: None,
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+async fn mine(state: web::Data<AppState>, req: HttpRequest, p: Params<MineReq, Open>) -> Reply {
+    let user = caller(&state, &req).await?;
+    let p = p.into_inner();
+    let income = match p.kind.unwrap_or(0) {
+        0 => None,
+        1 => Some(true),
+        2 => Some(false),
+        other => {
+            return Err(AppError::invalid(format!("type must be 0, 1 or 2, got {other}")).into())
+        }
+    };
+    let filter = time_filter(p.start_time, p.end_time, income)?;
+    let page = Page::parse(p.page, p.size, 0, 20)?;
+    let (rows, total) = state
+        .stores
+        .ledger
+        .history(user.id, &filter, page.offset, page.limit)
+        .await?;
+    let balance = state.stores.ledger.balance(user.id).await?;
+    let now = now_ms();
+    let one_month_expired = state
+        .stores
+        .ledger
+        .expiring_between(user.id, now + 1, now + ONE_MONTH_MS + 1)
+        .await?;
+    let content = rows
+        .iter()
+        .map(|e| MineItem {
+            id: e.id,
+            tid: e.app_id.clone(),
+            mid: e.app_id.clone(),
+            create_at: e.created_at,
+            update_at: e.created_at,
+            user_id: user.platform_uid.clone(),
+            kind: e.kind.clone(),
+            detail_id: detail_id(e),
+            points: e.amount,
+            info: e.description.clone(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Mine {
+        staff_id: user.platform_uid.clone(),
+        transaction: MinePage {
+            content,
+            page: page.offset / page.limit,
+            size: page.limit,
+            total,
+        },
+        balance,
+        one_month_expired,
+    }))
+}
+
+async fn transactions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    p: Params<TransactionsReq, Open>,
+) -> Reply {
+    let user = caller(&state, &req).await?;
+    let p = p.into_inner();
+    let filter = time_filter(p.start_time, p.end_time, None)?;
+    let page = Page::parse(p.page, p.size, 0, 20)?;
+    let (rows, total) = state
+        .stores
+        .ledger
+        .history(user.id, &filter, page.offset, page.limit)
+        .await?;
+    let transaction = rows
+        .iter()
+        .map(|e| TransactionItem {
+            points: e.amount.to_string(),
+            user_id: user.platform_uid.clone(),
+            detail_id: detail_id(e),
+            created_at: e.created_at,
+            kind: e.kind.clone(),
+            info: e.description.clone(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(Transactions {
+        transaction,
+        size: page.limit,
+        total,
+    }))
+}
+
+async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportReq, Open>) -> Reply {
+    let user = caller(&state, &req).await?;
+    let p = p.into_inner();
+    let kind = p.kind.ok_or_else(|| AppError::missing("type"))?;
+    let body_user = p.user_id.ok_or_else(|| AppError::missing("userId"))?;
+    let operation_id = p
+        .operation_id
+        .ok_or_else(|| AppError::missing("operationId"))?;
+    let reporter_ok =
+        body_user == user.platform_uid || p.staff_id.as_deref() == Some(user.platform_uid.as_str());
+    if !reporter_ok {
+        return Err(AppError::WrongUser.into());
+    }
+    let rule = state
+        .stores
+        .rules
+        .get(&user.app_id, &kind)
+        .await?
+        .filter(|r| r.enabled)
+        .ok_or_else(|| AppError::NotFound(format!("no earning rule for event type {kind:?}")))?;
+    let day = state.clock.format_date(now_ms());
+    let limit = (rule.daily_cap > 0).then(|| Limit {
+        key: format!(
+            "event:{}:{}:{}:{day}",
+            user.app_id, user.id, rule.event_type
+        ),
+        max: rule.daily_cap,
+    });
+    let description = if rule.description.is_empty() {
+        format!("{} 获得积分", rule.event_type)
+    } else {
+        rule.description.clone()
+    };
+    let result = points::apply(
+        &state,
+        ChangeRequest {
+            user: &user,
+            amount: rule.points,
+            kind: &rule.event_type,
+            idem_key: Some(points::idem_key("report", &operation_id)?),
+            reference: &body_user,
+            description: &description,
+            expires_at: None,
+            limit,
+        },
+    )
+    .await;
+    match result {
+        Ok(_) | Err(AppError::LimitReached(_)) => Ok(HttpResponse::Ok().json(json!({}))),
+        Err(e) => Err(e.into()),
+    }
+}

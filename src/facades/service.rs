@@ -1,0 +1,118 @@
+//! Operational routes: health, readiness, metrics, the OpenAPI document and the docs page.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::facades::GET;
+use crate::http::{ApiDoc, Empty, RouteDoc, Routes};
+use crate::state::AppState;
+
+/// The OpenAPI document, serialized once at start-up.
+pub struct OpenApiJson(pub String);
+
+pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "service";
+    r.add::<Empty, Health, _, _>(
+        RouteDoc {
+            path: "/healthz",
+            methods: GET,
+            tag,
+            summary: "Liveness",
+            description: "200 while the process serves requests.",
+        },
+        healthz,
+    );
+    r.add::<Empty, Health, _, _>(
+        RouteDoc {
+            path: "/readyz",
+            methods: GET,
+            tag,
+            summary: "Readiness",
+            description: "200 when the database (and Redis, if configured) answer and the ledger accepts changes; 503 otherwise.",
+        },
+        readyz,
+    );
+    r.add::<Empty, String, _, _>(
+        RouteDoc {
+            path: "/metrics",
+            methods: GET,
+            tag,
+            summary: "Prometheus metrics",
+            description: "Text exposition format.",
+        },
+        metrics,
+    );
+    r.add::<Empty, Empty, _, _>(
+        RouteDoc {
+            path: "/openapi.json",
+            methods: GET,
+            tag,
+            summary: "This OpenAPI document",
+            description: "Every route the server answers.",
+        },
+        openapi_json,
+    );
+    r.add::<Empty, String, _, _>(
+        RouteDoc {
+            path: "/docs",
+            methods: GET,
+            tag,
+            summary: "Interactive API docs",
+            description: "Swagger UI over `/openapi.json` (redirects to `/docs/`).",
+        },
+        docs,
+    );
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let mut problems = Vec::new();
+    if let Err(e) = state.stores.db.ping().await {
+        problems.push(format!("database: {e}"));
+    }
+    if let Some(redis) = &state.redis {
+        let mut conn = redis.clone();
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut conn).await;
+        if let Err(e) = pong {
+            problems.push(format!("redis: {e}"));
+        }
+    }
+    if !state.ledger.connected() {
+        problems.push("ledger actor stopped".into());
+    }
+    if problems.is_empty() {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "unavailable", "problems": problems}))
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.clone())
+}
+
+async fn docs() -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}

@@ -1,0 +1,390 @@
+//! The edge of the HTTP server: extractors that parse and authenticate requests in the caller's
+//! dialect, and the route table that registers every route and documents it in OpenAPI at once.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
+use utoipa::ToSchema;
+
+use crate::clock::now_ms;
+use crate::error::{AppError, Dialect, Failure};
+use crate::state::AppState;
+use crate::store::SessionUser;
+
+/// Largest request body a JSON or form route accepts.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// Largest page a listing returns.
+pub const PAGE_SIZE_MAX: i64 = 100;
+
+/// Request fields of type `T`, read from the query string (GET) or from a JSON or
+/// form-encoded body (any other method), and refused in dialect `D` when they do not parse.
+pub struct Params<T, D>(pub T, PhantomData<D>);
+
+impl<T, D> Params<T, D> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+/// Reads the request's fields as a JSON object: query string for GET, body otherwise. Form and
+/// query values arrive as strings; [`lenient`] deserializers accept them where numbers are due.
+async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, AppError> {
+    let mut fields = Map::new();
+    // Query parameters count for every method: some clients put app_id in the URL even on POST.
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| AppError::invalid(format!("query string: {e}")))?;
+    for (k, v) in query {
+        fields.insert(k, Value::String(v));
+    }
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        return Ok(Value::Object(fields));
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| AppError::invalid(format!("reading body: {e}")))?;
+        if body.len() + chunk.len() > BODY_BYTES_MAX {
+            return Err(AppError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| AppError::invalid("body is not UTF-8"))?;
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Ok(Value::Object(fields));
+    }
+    let is_json = req.content_type().contains("json") || trimmed.starts_with('{');
+    if is_json {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => fields.extend(map),
+            Ok(_) => return Err(AppError::invalid("body must be a JSON object")),
+            Err(e) => return Err(AppError::invalid(format!("body is not valid JSON: {e}"))),
+        }
+    } else {
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(text)
+            .map_err(|e| AppError::invalid(format!("form body: {e}")))?;
+        for (k, v) in form {
+            fields.insert(k, Value::String(v));
+        }
+    }
+    Ok(Value::Object(fields))
+}
+
+/// Turns a serde error into a clear "missing" or "invalid" error.
+fn field_error(e: serde_json::Error) -> AppError {
+    let text = e.to_string();
+    if let Some(rest) = text.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        AppError::missing(field)
+    } else {
+        AppError::invalid(text)
+    }
+}
+
+impl<T: DeserializeOwned + 'static, D: Dialect> FromRequest for Params<T, D> {
+    type Error = Failure<D>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let value = read_fields(&req, &mut payload).await?;
+            let parsed = serde_json::from_value::<T>(value).map_err(field_error)?;
+            Ok(Params(parsed, PhantomData))
+        })
+    }
+}
+
+/// Deserializers that accept what form fields and loosely typed clients send.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn to_i64(v: &Value) -> Result<Option<i64>, String> {
+        match v {
+            Value::Null => Ok(None),
+            Value::Number(n) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("{n} is not a whole number in range")),
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("{s:?} is not a whole number")),
+            other => Err(format!("expected a whole number, got {other}")),
+        }
+    }
+
+    /// A whole number, also written as a string. Empty counts as absent.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let v = Value::deserialize(d)?;
+        to_i64(&v).map_err(serde::de::Error::custom)
+    }
+
+    /// A string, also written as a number. Empty counts as absent.
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            Value::String(s) if s.trim().is_empty() => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a string, got {other}"
+            ))),
+        }
+    }
+}
+
+/// A page request: 1-based `page` and `size`, bounded by [`PAGE_SIZE_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub offset: i64,
+    pub limit: i64,
+}
+
+impl Page {
+    /// `page` counted from `first` (0 or 1), `size` defaulting to `default_size`.
+    pub fn parse(
+        page: Option<i64>,
+        size: Option<i64>,
+        first: i64,
+        default_size: i64,
+    ) -> Result<Page, AppError> {
+        let page = page.unwrap_or(first);
+        let size = size.unwrap_or(default_size);
+        if page < first || page > 1_000_000 {
+            return Err(AppError::invalid(format!(
+                "page must be between {first} and 1000000"
+            )));
+        }
+        if !(1..=PAGE_SIZE_MAX).contains(&size) {
+            return Err(AppError::invalid(format!(
+                "page size must be between 1 and {PAGE_SIZE_MAX}"
+            )));
+        }
+        Ok(Page {
+            offset: (page - first) * size,
+            limit: size,
+        })
+    }
+}
+
+/// The caller behind a `Authorization: Bearer <token>` session token.
+pub struct Caller<D> {
+    pub session: SessionUser,
+    _dialect: PhantomData<D>,
+}
+
+/// SHA-256 of a session token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?;
+    let value = value.to_str().ok()?.trim();
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+impl<D: Dialect> FromRequest for Caller<D> {
+    type Error = Failure<D>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = AppState::of(&req)?;
+            let token = bearer(&req)
+                .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+            let session = state
+                .sessions
+                .lookup(&state.stores.accounts, &token_hash(&token))
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("unknown session token".into()))?;
+            if session.expires_at <= now_ms() {
+                return Err(AppError::Unauthorized("session token expired".into()).into());
+            }
+            Ok(Caller {
+                session,
+                _dialect: PhantomData,
+            })
+        })
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn secret_eq(given: &str, expected: &str) -> bool {
+    let a = Sha256::digest(given.as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// A request that carries the right `X-Admin-Key`.
+pub struct AdminKey<D>(PhantomData<D>);
+
+impl<D: Dialect> FromRequest for AdminKey<D> {
+    type Error = Failure<D>;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let check = || -> Result<Self, AppError> {
+            let state = AppState::of(req)?;
+            let expected = state.settings.admin_key.as_deref().ok_or_else(|| {
+                AppError::BadCredentials("admin API disabled: POINTS_ADMIN_KEY is not set".into())
+            })?;
+            let given = req
+                .headers()
+                .get("x-admin-key")
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| AppError::BadCredentials("missing X-Admin-Key".into()))?;
+            if !secret_eq(given, expected) {
+                return Err(AppError::BadCredentials("wrong X-Admin-Key".into()));
+            }
+            Ok(AdminKey(PhantomData))
+        };
+        std::future::ready(check().map_err(Failure::new))
+    }
+}
+
+/// One route's documentation.
+pub struct RouteDoc {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+}
+
+/// Registers routes on an actix `ServiceConfig` and records each one in the OpenAPI document, so
+/// the document covers exactly the routes the server answers.
+pub struct Routes<'a> {
+    cfg: &'a mut web::ServiceConfig,
+    doc: &'a mut ApiDoc,
+}
+
+/// Paths and schemas collected while registering routes.
+#[derive(Default)]
+pub struct ApiDoc {
+    pub paths: Vec<(String, PathItem)>,
+    pub schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+fn http_method(m: &Method) -> HttpMethod {
+    match *m {
+        Method::GET => HttpMethod::Get,
+        Method::PUT => HttpMethod::Put,
+        Method::DELETE => HttpMethod::Delete,
+        Method::PATCH => HttpMethod::Patch,
+        _ => HttpMethod::Post,
+    }
+}
+
+impl<'a> Routes<'a> {
+    pub fn new(cfg: &'a mut web::ServiceConfig, doc: &'a mut ApiDoc) -> Self {
+        Self { cfg, doc }
+    }
+
+    /// Registers `handler` at `doc.path` for `doc.methods`, documenting `Req` as its input and
+    /// `Resp` as its answer's data.
+    pub fn add<Req, Resp, F, Args>(&mut self, doc: RouteDoc, handler: F) -> &mut Self
+    where
+        Req: ToSchema,
+        Resp: ToSchema,
+        F: actix_web::Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        let mut resource = web::resource(doc.path);
+        for m in doc.methods {
+            resource = resource.route(web::method(m.clone()).to(handler.clone()));
+        }
+        self.cfg.service(resource);
+
+        let req_name = Req::name().to_string();
+        let resp_name = Resp::name().to_string();
+        self.doc.schemas.push((req_name.clone(), Req::schema()));
+        Req::schemas(&mut self.doc.schemas);
+        self.doc.schemas.push((resp_name.clone(), Resp::schema()));
+        Resp::schemas(&mut self.doc.schemas);
+        let mut item: Option<PathItem> = None;
+        for m in doc.methods {
+            let mut op = OperationBuilder::new()
+                .tag(doc.tag)
+                .summary(Some(doc.summary))
+                .description(Some(doc.description))
+                .operation_id(Some(format!(
+                    "{}_{}",
+                    m.as_str().to_lowercase(),
+                    doc.path
+                        .trim_matches('/')
+                        .replace(['/', '.', '{', '}'], "_")
+                )))
+                .response(
+                    "200",
+                    ResponseBuilder::new()
+                        .description("Answer in the route's dialect envelope")
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(resp_name.as_str())))
+                                .build(),
+                        )
+                        .build(),
+                );
+            if *m != Method::GET && req_name != "Empty" {
+                op = op.request_body(Some(
+                    RequestBodyBuilder::new()
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(req_name.as_str())))
+                                .build(),
+                        )
+                        .content(
+                            "application/x-www-form-urlencoded",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name(req_name.as_str())))
+                                .build(),
+                        )
+                        .build(),
+                ));
+            }
+            let next = PathItem::new(http_method(m), op.build());
+            item = Some(match item {
+                None => next,
+                Some(mut existing) => {
+                    existing.merge_operations(next);
+                    existing
+                }
+            });
+        }
+        if let Some(item) = item {
+            self.doc.paths.push((doc.path.to_string(), item));
+        }
+        self
+    }
+}
+
+/// A request or answer without fields.
+#[derive(serde::Serialize, serde::Deserialize, ToSchema, Default)]
+pub struct Empty {}

@@ -1,0 +1,109 @@
+//! Point changes as the facades ask for them: find the user, pick the expiry, build the
+//! [`Change`] and wait for the ledger's committed answer.
+
+use points_actors::{Change, Limit, Outcome, Submit};
+
+use crate::clock::now_ms;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store::User;
+
+/// Longest idempotency key accepted from a client.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+/// Longest free text (description, reference, kind) stored with an entry.
+pub const ENTRY_TEXT_CHARS_MAX: usize = 200;
+
+/// A change a facade wants applied.
+pub struct ChangeRequest<'a> {
+    pub user: &'a User,
+    pub amount: i64,
+    pub kind: &'a str,
+    /// The caller's idempotency key, already namespaced by facade (`core:`, `open:` ...);
+    /// `None` makes the change non-repeatable.
+    pub idem_key: Option<String>,
+    pub reference: &'a str,
+    pub description: &'a str,
+    /// Explicit expiry (epoch ms); `None` uses the app's default life of points.
+    pub expires_at: Option<i64>,
+    pub limit: Option<Limit>,
+}
+
+/// Checks a client idempotency key and namespaces it.
+pub fn idem_key(namespace: &str, raw: &str) -> Result<String, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(AppError::invalid("idempotency key is empty"));
+    }
+    if raw.len() > IDEMPOTENCY_KEY_BYTES_MAX || raw.chars().any(char::is_control) {
+        return Err(AppError::invalid(format!(
+            "idempotency key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable bytes"
+        )));
+    }
+    Ok(format!("{namespace}:{raw}"))
+}
+
+/// Checks a free-text field's length.
+pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str, AppError> {
+    if value.chars().count() > ENTRY_TEXT_CHARS_MAX {
+        return Err(AppError::invalid(format!(
+            "{field} is longer than {ENTRY_TEXT_CHARS_MAX} characters"
+        )));
+    }
+    Ok(value)
+}
+
+/// The user `(app, platform uid)`, or a not-found error.
+pub async fn user(state: &AppState, app_id: &str, uid: &str) -> Result<User, AppError> {
+    state
+        .stores
+        .accounts
+        .user_by_uid(app_id, uid)
+        .await?
+        .ok_or_else(AppError::unknown_user)
+}
+
+/// When points credited now in `app_id` expire by default.
+pub async fn default_expiry(state: &AppState, app_id: &str) -> Result<Option<i64>, AppError> {
+    let months = crate::auth::app(state, app_id)
+        .await?
+        .settings
+        .expiry_months();
+    Ok((months > 0).then(|| state.clock.expiry_after_months(now_ms(), months)))
+}
+
+/// Applies a change through the ledger actor; answers after its commit.
+pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, AppError> {
+    let expires_at = if req.amount > 0 {
+        match req.expires_at {
+            Some(at) => Some(at),
+            None => default_expiry(state, &req.user.app_id).await?,
+        }
+    } else {
+        None
+    };
+    let change = Change {
+        app_id: req.user.app_id.clone(),
+        user_id: req.user.id,
+        amount: req.amount,
+        kind: text("type", req.kind)?.to_string(),
+        idem_key: req
+            .idem_key
+            .unwrap_or_else(|| format!("auto:{}", uuid::Uuid::new_v4())),
+        reference: text("reference", req.reference)?.to_string(),
+        description: text("description", req.description)?.to_string(),
+        expires_at,
+        limit: req.limit,
+    };
+    Ok(state.ledger.send(Submit(change)).await??)
+}
+
+/// The next expiry of a user's points: `(instant, points)`, or `None`.
+pub async fn next_expiry(state: &AppState, user_id: i64) -> Result<Option<(i64, i64)>, AppError> {
+    Ok(state
+        .stores
+        .ledger
+        .upcoming_expiries(user_id, now_ms(), 1)
+        .await?
+        .into_iter()
+        .next())
+}

@@ -1,0 +1,196 @@
+//! Wiring: database, stores, the ledger actor, routes and the listener.
+//!
+//! [`Application::build`] binds the listener and reads back the real port, so tests start the
+//! whole server on port 0 and talk to it over HTTP.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Arbiter};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use points_actors::{LedgerActor, LedgerStore};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder};
+
+use crate::clock::BizClock;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::facades::{admin, center, giftpoint, miniapp, open, service};
+use crate::http::ApiDoc;
+use crate::metrics::Metrics;
+use crate::state::{AppState, SessionCache};
+use crate::store::Stores;
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    host: String,
+    server: Server,
+    ledger: Addr<LedgerActor>,
+}
+
+/// Registers every route of every dialect, recording each in `doc`.
+pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    service::routes(cfg, doc);
+    giftpoint::routes(cfg, doc);
+    center::routes(cfg, doc);
+    open::routes(cfg, doc);
+    miniapp::routes(cfg, doc);
+    admin::routes(cfg, doc);
+}
+
+/// The OpenAPI document of every route [`register_routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::default();
+    // `App::configure` runs the closure at once; the app itself is dropped.
+    let _ = App::new().configure(|cfg| register_routes(cfg, &mut doc));
+    let mut paths = PathsBuilder::new().build();
+    for (path, item) in doc.paths {
+        paths.merge(PathsBuilder::new().path(path, item).build());
+    }
+    let mut components = ComponentsBuilder::new();
+    for (name, schema) in doc.schemas {
+        components = components.schema(name, schema);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("points-engine")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Points ledger and live activities behind four API dialects: 000 gift points \
+                     (`/v2/*`, `/core/*`), 001 points center (`/center/*`), 002 open integral \
+                     (`/api/v1/open/swan/integral/*`), 003 mini-program (`/api/*/`), plus the \
+                     admin API (`/admin/*`). Each dialect's module documents its envelope and \
+                     error codes in the route descriptions.",
+                ))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .build()
+}
+
+impl Application {
+    /// Connects, migrates, starts the ledger actor and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if settings.dev_login {
+            tracing::warn!(
+                "POINTS_DEV_LOGIN is on: anyone can log in as any dev_* user. Never enable it in production."
+            );
+        }
+        tracing::info!(settings = ?settings, "starting");
+        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        db.migrate().await?;
+        let stores = Stores::new(db);
+        let metrics = Arc::new(Metrics::new().context("creating metrics")?);
+
+        let ledger_store: Arc<dyn LedgerStore> = Arc::new(stores.ledger.clone());
+        let limits = settings.ledger;
+        let ledger_metrics = metrics.ledger.clone();
+        // The ledger runs on its own thread so a busy HTTP worker never delays a commit.
+        let arbiter = Arbiter::new();
+        let ledger = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            LedgerActor::new(ledger_store, limits, Some(ledger_metrics))
+        });
+
+        let redis = match &settings.redis_url {
+            Some(url) => match redis::Client::open(url.as_str()) {
+                Ok(client) => match redis::aio::ConnectionManager::new(client).await {
+                    Ok(conn) => Some(conn),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Redis unreachable at start-up; running without it");
+                        None
+                    }
+                },
+                Err(e) => anyhow::bail!("REDIS_URL is invalid: {e}"),
+            },
+            None => None,
+        };
+
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("building the HTTP client")?;
+        let state = web::Data::new(AppState {
+            clock: BizClock::new(settings.timezone),
+            settings: settings.clone(),
+            stores,
+            ledger: ledger.clone(),
+            http,
+            metrics: Arc::clone(&metrics),
+            sessions: SessionCache::default(),
+            redis,
+        });
+        if settings.jobs {
+            crate::jobs::spawn(state.clone());
+        }
+
+        let doc = serde_json::to_string(&openapi()).context("serializing the OpenAPI document")?;
+        let doc = web::Data::new(service::OpenApiJson(doc));
+        let metrics_data = web::Data::new(metrics);
+
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let local = listener.local_addr().context("reading the bound address")?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(doc.clone())
+                .app_data(metrics_data.clone())
+                .wrap(from_fn(crate::metrics::track))
+                .configure(|cfg| register_routes(cfg, &mut ApiDoc::default()))
+                .service(
+                    utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                        .config(utoipa_swagger_ui::Config::from("/openapi.json")),
+                )
+                .default_service(web::to(|| async {
+                    HttpResponse::NotFound()
+                        .json(serde_json::json!({"error": "NOT_FOUND", "message": "no such route"}))
+                }))
+        })
+        .workers(settings.workers)
+        .listen(listener)
+        .context("starting the HTTP server")?
+        .run();
+        Ok(Application {
+            port: local.port(),
+            host: local.ip().to_string(),
+            server,
+            ledger,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `host:port` the server listens on.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// A handle that stops the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`Application::handle`]'s stop), waits for in-flight
+    /// requests, then drains the ledger so every queued change is committed or answered.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server failed")?;
+        if self
+            .ledger
+            .send(points_actors::ledger::Drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("ledger stopped before it could be drained");
+        }
+        tracing::info!("stopped; ledger drained");
+        Ok(())
+    }
+}

@@ -1,0 +1,625 @@
+//! The points ledger in SQL: the batch commit behind the ledger actor, the expiry job, and the
+//! read side (balance, history, expiring points).
+//!
+//! A batch is one transaction: make sure every user has a balance row, lock those rows in user
+//! order (`FOR UPDATE` on Postgres; SQLite's single writer needs no lock), read the stored
+//! idempotency keys, open credit lots and counters, let [`plan_batch`] decide every change in
+//! memory, then write entries, lots, balances and counters with multi-row statements and commit.
+//! The `CHECK (balance >= 0)` and the unique `(app_id, idem_key)` index guard the invariants even
+//! if two processes get here at once.
+
+use std::collections::{BTreeSet, HashMap};
+
+use futures_util::future::BoxFuture;
+use points_actors::{
+    plan_batch, Change, LedgerError, LedgerStore, Lot, Outcome, StoreError, StoredEntry,
+};
+use sqlx::{Any, Row, Transaction};
+
+use crate::clock::now_ms;
+use crate::db::{placeholders, row_placeholders, Db};
+
+/// Most rows one multi-row statement carries (keeps bind counts far below both backends' caps).
+const STATEMENT_ROWS_MAX: usize = 500;
+
+/// The ledger's storage, shared by the ledger actor and the read routes.
+#[derive(Clone, Debug)]
+pub struct LedgerDb {
+    pub db: Db,
+}
+
+fn store_err(e: sqlx::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl LedgerStore for LedgerDb {
+    fn commit_batch(
+        &self,
+        batch: Vec<Change>,
+    ) -> BoxFuture<'static, Result<Vec<Result<Outcome, LedgerError>>, StoreError>> {
+        let db = self.db.clone();
+        Box::pin(async move { commit_batch(&db, &batch).await.map_err(store_err) })
+    }
+}
+
+async fn commit_batch(
+    db: &Db,
+    batch: &[Change],
+) -> Result<Vec<Result<Outcome, LedgerError>>, sqlx::Error> {
+    let now = now_ms();
+    let mut tx = db.write.begin().await?;
+    let users: Vec<i64> = batch
+        .iter()
+        .map(|c| c.user_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    // Balance rows: create the missing ones, then lock all of them in user order.
+    let mut balances: HashMap<i64, i64> = HashMap::new();
+    for chunk in users.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO balances (user_id, balance, updated_at) VALUES {} ON CONFLICT (user_id) DO NOTHING",
+            (0..chunk.len())
+                .map(|i| format!("(${}, 0, $1)", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        q.execute(&mut *tx).await?;
+        let sql = format!(
+            "SELECT user_id, balance FROM balances WHERE user_id IN ({}) ORDER BY user_id{}",
+            placeholders(0, chunk.len()),
+            db.for_update()
+        );
+        let mut q = sqlx::query(&sql);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            balances.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+
+    // Stored idempotency keys, read after the locks so a concurrent commit of the same key by
+    // another process is already visible.
+    let keys: Vec<&str> = batch
+        .iter()
+        .map(|c| c.idem_key.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut stored: HashMap<(String, String), StoredEntry> = HashMap::new();
+    for chunk in keys.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "SELECT app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at \
+             FROM ledger_entries WHERE idem_key IN ({})",
+            placeholders(0, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            let amount: i64 = row.try_get(3)?;
+            stored.insert(
+                (row.try_get(0)?, row.try_get(1)?),
+                StoredEntry {
+                    user_id: row.try_get(2)?,
+                    amount,
+                    kind: row.try_get(4)?,
+                    reference: row.try_get(5)?,
+                    outcome: Outcome {
+                        entry_id: row.try_get(6)?,
+                        balance_after: row.try_get(7)?,
+                        amount,
+                        created_at: row.try_get(8)?,
+                    },
+                },
+            );
+        }
+    }
+
+    // Open credit lots of the users who spend in this batch.
+    let spenders: Vec<i64> = batch
+        .iter()
+        .filter(|c| c.amount < 0)
+        .map(|c| c.user_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut lots: HashMap<i64, Vec<Lot>> = HashMap::new();
+    for chunk in spenders.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "SELECT id, user_id, remaining, expires_at FROM credit_lots \
+             WHERE remaining > 0 AND user_id IN ({})",
+            placeholders(0, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for u in chunk {
+            q = q.bind(*u);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            lots.entry(row.try_get(1)?).or_default().push(Lot {
+                id: Some(row.try_get(0)?),
+                entry_index: None,
+                remaining: row.try_get(2)?,
+                expires_at: row.try_get(3)?,
+            });
+        }
+    }
+
+    // Counters named by the batch's limits, created at zero and locked in key order.
+    let counter_keys: Vec<&str> = batch
+        .iter()
+        .filter_map(|c| c.limit.as_ref().map(|l| l.key.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut counters: HashMap<String, i64> = HashMap::new();
+    for chunk in counter_keys.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO ledger_counters (counter_key, count, updated_at) VALUES {} \
+             ON CONFLICT (counter_key) DO NOTHING",
+            (0..chunk.len())
+                .map(|i| format!("(${}, 0, $1)", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        q.execute(&mut *tx).await?;
+        let sql = format!(
+            "SELECT counter_key, count FROM ledger_counters WHERE counter_key IN ({}) ORDER BY counter_key{}",
+            placeholders(0, chunk.len()),
+            db.for_update()
+        );
+        let mut q = sqlx::query(&sql);
+        for k in chunk {
+            q = q.bind(*k);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            counters.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+
+    let plan = plan_batch(batch, balances, lots, &stored, counters);
+
+    // Entries, in batch order; their ids come back with their keys.
+    let mut entry_ids: Vec<i64> = Vec::with_capacity(plan.entries.len());
+    for chunk in plan.entries.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
+             description, expires_at, balance_after, created_at) VALUES {} RETURNING app_id, idem_key, id",
+            row_placeholders(0, chunk.len(), 10)
+        );
+        let mut q = sqlx::query(&sql);
+        for entry in chunk {
+            let c = &batch[entry.change_index];
+            let expires_at = if c.amount > 0 { c.expires_at } else { None };
+            q = q
+                .bind(c.app_id.as_str())
+                .bind(c.user_id)
+                .bind(c.amount)
+                .bind(c.kind.as_str())
+                .bind(c.idem_key.as_str())
+                .bind(c.reference.as_str())
+                .bind(c.description.as_str())
+                .bind(expires_at)
+                .bind(entry.balance_after)
+                .bind(now);
+        }
+        let rows = q.fetch_all(&mut *tx).await?;
+        let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
+        for row in rows {
+            ids.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+        }
+        for entry in chunk {
+            let c = &batch[entry.change_index];
+            let id = ids
+                .get(&(c.app_id.clone(), c.idem_key.clone()))
+                .copied()
+                .ok_or_else(|| sqlx::Error::Protocol("inserted entry id missing".into()))?;
+            entry_ids.push(id);
+        }
+    }
+
+    // New credit lots, one per credit of the batch.
+    for chunk in plan.new_lots.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) VALUES {}",
+            row_placeholders(0, chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for (user, lot) in chunk {
+            let index = lot.entry_index.unwrap_or_default();
+            let change = &batch[plan.entries[index].change_index];
+            q = q
+                .bind(*user)
+                .bind(entry_ids[index])
+                .bind(change.amount)
+                .bind(lot.remaining)
+                .bind(lot.expires_at)
+                .bind(now);
+        }
+        q.execute(&mut *tx).await?;
+    }
+
+    for chunk in plan.lot_updates.chunks(STATEMENT_ROWS_MAX) {
+        update_by_case(&mut tx, "credit_lots", "id", "remaining", chunk, None).await?;
+    }
+    let balance_rows: Vec<(i64, i64)> = {
+        let mut rows: Vec<(i64, i64)> = plan.balances.iter().map(|(u, b)| (*u, *b)).collect();
+        rows.sort_unstable();
+        rows
+    };
+    for chunk in balance_rows.chunks(STATEMENT_ROWS_MAX) {
+        update_by_case(&mut tx, "balances", "user_id", "balance", chunk, Some(now)).await?;
+    }
+    for chunk in plan.counter_updates.chunks(STATEMENT_ROWS_MAX) {
+        let sql = format!(
+            "UPDATE ledger_counters SET count = CASE counter_key {} END, updated_at = $1 \
+             WHERE counter_key IN ({})",
+            (0..chunk.len())
+                .map(|i| format!("WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
+                .collect::<Vec<_>>()
+                .join(" "),
+            placeholders(1 + 2 * chunk.len(), chunk.len())
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for (k, v) in chunk {
+            q = q.bind(k.as_str()).bind(*v);
+        }
+        for (k, _) in chunk {
+            q = q.bind(k.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+
+    tx.commit().await?;
+
+    Ok(plan
+        .decisions
+        .iter()
+        .enumerate()
+        .map(|(i, decision)| match decision {
+            Ok(Some(e)) => Ok(Outcome {
+                entry_id: entry_ids[*e],
+                balance_after: plan.entries[*e].balance_after,
+                amount: batch[plan.entries[*e].change_index].amount,
+                created_at: now,
+            }),
+            Ok(None) => plan
+                .replays
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| LedgerError::Storage("replay outcome missing".into())),
+            Err(e) => Err(e.clone()),
+        })
+        .collect())
+}
+
+/// `UPDATE table SET column = CASE key WHEN .. THEN .. END WHERE key IN (..)` for many rows.
+async fn update_by_case(
+    tx: &mut Transaction<'static, Any>,
+    table: &str,
+    key: &str,
+    column: &str,
+    rows: &[(i64, i64)],
+    updated_at: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let cases = (0..rows.len())
+        .map(|i| format!("WHEN ${} THEN ${}", 1 + 2 * i, 2 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let keys = placeholders(2 * rows.len(), rows.len());
+    let stamp = if updated_at.is_some() {
+        format!(", updated_at = ${}", 3 * rows.len() + 1)
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "UPDATE {table} SET {column} = CASE {key} {cases} END{stamp} WHERE {key} IN ({keys})"
+    );
+    let mut q = sqlx::query(&sql);
+    for (k, v) in rows {
+        q = q.bind(*k).bind(*v);
+    }
+    for (k, _) in rows {
+        q = q.bind(*k);
+    }
+    if let Some(at) = updated_at {
+        q = q.bind(at);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// One ledger entry as the read routes show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntryRow {
+    pub id: i64,
+    pub app_id: String,
+    pub user_id: i64,
+    pub amount: i64,
+    pub kind: String,
+    pub idem_key: String,
+    pub reference: String,
+    pub description: String,
+    pub expires_at: Option<i64>,
+    pub balance_after: i64,
+    pub created_at: i64,
+}
+
+/// Which entries a history page holds.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// `Some(true)` income only, `Some(false)` spending only.
+    pub income: Option<bool>,
+    /// Created at or after (epoch ms).
+    pub from: Option<i64>,
+    /// Created at or before (epoch ms).
+    pub to: Option<i64>,
+    /// Only this kind.
+    pub kind: Option<String>,
+}
+
+/// Points that expire (or expired) on one business day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayPoints {
+    pub date: String,
+    pub points: i64,
+}
+
+impl LedgerDb {
+    /// Current balance (0 for a user who never had points).
+    pub async fn balance(&self, user_id: i64) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT balance FROM balances WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.db.read)
+            .await?;
+        row.map(|r| r.try_get(0))
+            .transpose()
+            .map(|b| b.unwrap_or(0))
+    }
+
+    /// A page of the user's entries, newest first, and the number of entries that match.
+    pub async fn history(
+        &self,
+        user_id: i64,
+        filter: &HistoryFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<EntryRow>, i64), sqlx::Error> {
+        let mut clause = String::from("user_id = $1");
+        let mut n = 1;
+        match filter.income {
+            Some(true) => clause.push_str(" AND amount > 0"),
+            Some(false) => clause.push_str(" AND amount < 0"),
+            None => {}
+        }
+        if filter.from.is_some() {
+            n += 1;
+            clause.push_str(&format!(" AND created_at >= ${n}"));
+        }
+        if filter.to.is_some() {
+            n += 1;
+            clause.push_str(&format!(" AND created_at <= ${n}"));
+        }
+        if filter.kind.is_some() {
+            n += 1;
+            clause.push_str(&format!(" AND kind = ${n}"));
+        }
+        let count_sql = format!("SELECT COUNT(*) FROM ledger_entries WHERE {clause}");
+        let page_sql = format!(
+            "SELECT id, app_id, user_id, amount, kind, idem_key, reference, description, expires_at, \
+             balance_after, created_at FROM ledger_entries WHERE {clause} \
+             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        macro_rules! bind_filter {
+            ($q:expr) => {{
+                let mut q = $q.bind(user_id);
+                if let Some(v) = filter.from {
+                    q = q.bind(v);
+                }
+                if let Some(v) = filter.to {
+                    q = q.bind(v);
+                }
+                if let Some(v) = &filter.kind {
+                    q = q.bind(v.as_str());
+                }
+                q
+            }};
+        }
+        let total: i64 = bind_filter!(sqlx::query_scalar::<_, i64>(&count_sql))
+            .fetch_one(&self.db.read)
+            .await?;
+        let rows = bind_filter!(sqlx::query_as::<_, EntryRow>(&page_sql))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.db.read)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Unspent points by expiry instant, earliest first, for lots expiring after `after`.
+    pub async fn upcoming_expiries(
+        &self,
+        user_id: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT expires_at, CAST(SUM(remaining) AS BIGINT) FROM credit_lots \
+             WHERE user_id = $1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at > $2 \
+             GROUP BY expires_at ORDER BY expires_at LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.db.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Unspent points whose expiry falls in `[from, to)`.
+    pub async fn expiring_between(
+        &self,
+        user_id: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM credit_lots \
+             WHERE user_id = $1 AND remaining > 0 AND expires_at >= $2 AND expires_at < $3",
+        )
+        .bind(user_id)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.db.read)
+        .await
+    }
+
+    /// Points that expired, per expiry instant, newest first: `(expired at, points)`, and how
+    /// many distinct instants there are.
+    pub async fn expired_history(
+        &self,
+        user_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<(i64, i64)>, i64), sqlx::Error> {
+        let total = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(DISTINCT expires_at) FROM ledger_entries WHERE user_id = $1 AND kind = 'expire'",
+        )
+        .bind(user_id)
+        .fetch_one(&self.db.read)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT expires_at, CAST(-SUM(amount) AS BIGINT) FROM ledger_entries \
+             WHERE user_id = $1 AND kind = 'expire' GROUP BY expires_at \
+             ORDER BY expires_at DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(user_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.db.read)
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<Option<i64>, _>(0)?.unwrap_or(0), r.try_get(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok((rows, total))
+    }
+
+    /// Writes `expire` entries for every lot whose expiry is at or before `now` and that still
+    /// has points, user by user. Safe to run twice or late: a lot is emptied in the same
+    /// transaction as its entry, and the entry's key (`expire:<lot>`) is unique.
+    /// Returns how many points expired.
+    pub async fn expire_due(&self, now: i64) -> Result<i64, sqlx::Error> {
+        let mut expired = 0;
+        loop {
+            let users: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT user_id FROM credit_lots \
+                 WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT 500",
+            )
+            .bind(now)
+            .fetch_all(&self.db.read)
+            .await?;
+            if users.is_empty() {
+                return Ok(expired);
+            }
+            for user in users {
+                expired += self.expire_user(user, now).await?;
+            }
+        }
+    }
+
+    async fn expire_user(&self, user_id: i64, now: i64) -> Result<i64, sqlx::Error> {
+        let mut tx = self.db.write.begin().await?;
+        let sql = format!(
+            "SELECT balance FROM balances WHERE user_id = $1{}",
+            self.db.for_update()
+        );
+        let Some(mut balance) = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let app_id: String = sqlx::query_scalar("SELECT app_id FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let due = sqlx::query(
+            "SELECT id, remaining, expires_at FROM credit_lots WHERE user_id = $1 AND remaining > 0 \
+             AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY expires_at, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut total = 0;
+        for lot in due {
+            let lot_id: i64 = lot.try_get(0)?;
+            let remaining: i64 = lot.try_get(1)?;
+            let expires_at: i64 = lot.try_get(2)?;
+            // The balance always covers the open lots; `min` only guards a damaged database.
+            let amount = remaining.min(balance);
+            if amount > 0 {
+                balance -= amount;
+                sqlx::query(
+                    "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
+                     description, expires_at, balance_after, created_at) \
+                     VALUES ($1, $2, $3, 'expire', $4, $5, 'points expired', $6, $7, $8)",
+                )
+                .bind(app_id.as_str())
+                .bind(user_id)
+                .bind(-amount)
+                .bind(format!("expire:{lot_id}"))
+                .bind(format!("lot:{lot_id}"))
+                .bind(expires_at)
+                .bind(balance)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                total += amount;
+            }
+            sqlx::query("UPDATE credit_lots SET remaining = 0 WHERE id = $1")
+                .bind(lot_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE balances SET balance = $1, updated_at = $2 WHERE user_id = $3")
+            .bind(balance)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(total)
+    }
+
+    /// Number of users with a balance row and their average balance (rounded down).
+    pub async fn participation(&self, app_id: &str) -> Result<(i64, i64), sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(b.balance), 0) AS BIGINT) FROM balances b \
+             JOIN users u ON u.id = b.user_id WHERE u.app_id = $1",
+        )
+        .bind(app_id)
+        .fetch_one(&self.db.read)
+        .await?;
+        let users: i64 = row.try_get(0)?;
+        let sum: i64 = row.try_get(1)?;
+        Ok((users, if users > 0 { sum / users } else { 0 }))
+    }
+}
