@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{guard, web, FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -314,7 +314,14 @@ impl<'a> Routes<'a> {
         Args: FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
     {
-        let mut resource = web::resource(doc.path);
+        // A resource-level method guard lets two resources share a path (002 answers GET and
+        // POST on `/points` with different handlers): the router skips a resource whose guard
+        // refuses instead of answering 405.
+        let guard = doc.methods.iter().skip(1).fold(
+            guard::Any(guard::Method(doc.methods[0].clone())),
+            |any, m| any.or(guard::Method(m.clone())),
+        );
+        let mut resource = web::resource(doc.path).guard(guard);
         for m in doc.methods {
             resource = resource.route(web::method(m.clone()).to(handler.clone()));
         }

@@ -1,0 +1,353 @@
+//! Test harness: start the real server against a fresh database and talk to it over HTTP.
+//!
+//! Every test gets its own database: a temporary SQLite file, or a new Postgres database created
+//! on the server named by `TEST_DATABASE_URL`. Without that variable the Postgres variant of a
+//! test prints that it was skipped. Logs stay silent unless `TEST_LOG` is set.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use points_engine::config::Settings;
+use points_engine::db::Db;
+use points_engine::startup::Application;
+use serde_json::{json, Value};
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+pub const GATEWAY_SECRET: &str = "test-gateway-secret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends this run can test: SQLite always, Postgres when `TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("TEST_DATABASE_URL not set: Postgres variant skipped");
+        vec![Backend::Sqlite]
+    }
+}
+
+/// A fresh, empty database of `backend`: its URL and the guard that keeps a SQLite file alive.
+pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/points.db", dir.path().display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => {
+            let base = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&base)
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+            let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+            url.set_path(&format!("/{name}"));
+            (url.to_string(), None)
+        }
+    }
+}
+
+/// Settings for a test server on `database_url`.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.bind = "127.0.0.1:0".into();
+    s.database_url = database_url.to_string();
+    s.admin_key = Some(ADMIN_KEY.into());
+    s.gateway_secret = Some(GATEWAY_SECRET.into());
+    s.dev_login = true;
+    s.jobs = false;
+    s.workers = 2;
+    s.db_max_connections = 8;
+    s
+}
+
+fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        points_engine::telemetry::init(false);
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub database_url: String,
+    pub handle: actix_web::dev::ServerHandle,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Starts the server on a fresh database of `backend`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the server on a fresh database, with `tweak` applied to its settings.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let (url, dir) = fresh_database(backend).await;
+    let mut settings = test_settings(&url);
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("build application");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: client(),
+        database_url: url,
+        handle,
+        _dir: dir,
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// POSTs JSON and returns the HTTP status and JSON body (Null if the body is not JSON).
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// GETs and returns the HTTP status and JSON body (Null if the body is not JSON).
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.client.get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Dev login through the 000 facade: returns (user id, bearer header value).
+    pub async fn login(&self, code: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/v2/user/login.json",
+                &[],
+                &json!({"app_id": "default", "auth_code": code}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], true, "{body}");
+        let user = body["data"]["user_id"]
+            .as_str()
+            .expect("user_id")
+            .to_string();
+        let token = body["data"]["token"].as_str().expect("token");
+        (user, format!("Bearer {token}"))
+    }
+
+    /// `core/point/update.json` with an optional idempotency key; returns the 000 body.
+    pub async fn change(&self, uuid: &str, amount: i64, key: Option<&str>) -> Value {
+        let mut headers = vec![("X-Admin-Key", ADMIN_KEY)];
+        if let Some(k) = key {
+            headers.push(("Idempotency-Key", k));
+        }
+        let (status, body) = self
+            .post(
+                "/core/point/update.json",
+                &headers,
+                &json!({"uuid": uuid, "amount": amount, "task_id": "t", "flag": if amount > 0 {"grant"} else {"deduct"},
+                        "transfer_info": "test", "expired_time": "2099-01-01 00:00:00"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// The balance through `core/user/balance.json`.
+    pub async fn balance(&self, uuid: &str) -> i64 {
+        let (_, body) = self
+            .post(
+                "/core/user/balance.json",
+                &[("X-Admin-Key", ADMIN_KEY)],
+                &json!({"uuid": uuid}),
+            )
+            .await;
+        body["data"]["active_balance"]
+            .as_i64()
+            .expect("active_balance")
+    }
+}
+
+/// Reads the ledger straight from the database: (balance row, sum of entries, entries, lowest
+/// balance_after) of a platform user of the default app.
+pub async fn ledger_facts(database_url: &str, uid: &str) -> LedgerFacts {
+    let db = Db::connect(database_url, 2).await.expect("connect");
+    let user_id: i64 =
+        sqlx::query_scalar("SELECT id FROM users WHERE app_id = 'default' AND platform_uid = $1")
+            .bind(uid)
+            .fetch_one(&db.read)
+            .await
+            .expect("user");
+    let balance: i64 = sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_optional(&db.read)
+        .await
+        .expect("balance")
+        .unwrap_or(0);
+    let sum: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&db.read)
+    .await
+    .expect("sum");
+    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&db.read)
+        .await
+        .expect("count");
+    let min_after: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MIN(balance_after), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(&db.read)
+        .await
+        .expect("min");
+    let lots: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM credit_lots WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&db.read)
+    .await
+    .expect("lots");
+    db.write.close().await;
+    db.read.close().await;
+    LedgerFacts {
+        balance,
+        sum,
+        entries,
+        min_after,
+        lots,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerFacts {
+    pub balance: i64,
+    pub sum: i64,
+    pub entries: i64,
+    pub min_after: i64,
+    /// Unspent points of all credit lots: equals the balance.
+    pub lots: i64,
+}
+
+impl LedgerFacts {
+    /// Conservation: balance == sum of entries == open lots, never negative.
+    pub fn assert_conserved(&self) {
+        assert_eq!(
+            self.balance, self.sum,
+            "balance != sum of entries: {self:?}"
+        );
+        assert_eq!(self.balance, self.lots, "balance != unspent lots: {self:?}");
+        assert!(self.min_after >= 0, "a balance went negative: {self:?}");
+    }
+}
+
+/// A server running as a separate process (for crash and multi-process tests).
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: String,
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `points-engine serve` on `database_url` and waits until `/readyz` answers 200.
+pub async fn spawn_process(database_url: &str, extra_env: &[(&str, &str)]) -> ServerProcess {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_points-engine"));
+    cmd.arg("serve")
+        .env("POINTS_BIND", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", database_url)
+        .env("POINTS_ADMIN_KEY", ADMIN_KEY)
+        .env("POINTS_GATEWAY_SECRET", GATEWAY_SECRET)
+        .env("POINTS_DEV_LOGIN", "1")
+        .env("POINTS_JOBS", "0")
+        .env("POINTS_WORKERS", "2")
+        .env(
+            "RUST_LOG",
+            if std::env::var("TEST_LOG").is_ok() {
+                "info"
+            } else {
+                "error"
+            },
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if std::env::var("TEST_LOG").is_err() {
+        cmd.stderr(Stdio::null());
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("start points-engine");
+    let address = format!("http://127.0.0.1:{port}");
+    let client = client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(res) = client.get(format!("{address}/readyz")).send().await {
+            if res.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server process did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ServerProcess { child, address }
+}
+
+impl ServerProcess {
+    /// SIGKILL: no shutdown, no drain.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

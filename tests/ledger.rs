@@ -1,0 +1,375 @@
+//! Ledger invariants over HTTP against the real server, on SQLite and Postgres: concurrency,
+//! idempotency, expiry order, crash durability and two processes on one database.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::{backends, ledger_facts, spawn_app, spawn_process, Backend, TestApp, ADMIN_KEY};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+#[actix_web::test]
+async fn concurrent_grants_and_deductions_keep_the_balance_whole() {
+    for backend in backends() {
+        // Arrange
+        let app = Arc::new(spawn_app(backend).await);
+        let (user, _) = app.login("crowd").await;
+        app.change(&user, 100, Some("seed")).await;
+
+        // Act: 500 concurrent changes, deductions larger than grants so many must be refused.
+        let tasks = (0..500).map(|i| {
+            let app = Arc::clone(&app);
+            let user = user.clone();
+            async move {
+                let amount = if i % 2 == 0 { 7 } else { -11 };
+                let body = app.change(&user, amount, Some(&format!("c-{i}"))).await;
+                (amount, body)
+            }
+        });
+        let results = join_all(tasks).await;
+
+        // Assert: every answer is a success or a clean "insufficient", and the books add up.
+        let mut expected = 100;
+        for (amount, body) in &results {
+            if body["status"] == true {
+                expected += amount;
+            } else {
+                assert_eq!(body["code"], 402, "{backend:?}: {body}");
+            }
+        }
+        assert!(
+            results.iter().any(|(a, b)| *a < 0 && b["status"] == false),
+            "{backend:?}: no deduction was refused"
+        );
+        let facts = ledger_facts(&app.database_url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(facts.balance, expected, "{backend:?}");
+        assert_eq!(app.balance(&user).await, expected, "{backend:?}");
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn one_idempotency_key_fifty_times_has_one_effect_and_identical_replies() {
+    for backend in backends() {
+        let app = Arc::new(spawn_app(backend).await);
+        let (user, _) = app.login("idem").await;
+
+        let tasks = (0..50).map(|_| {
+            let app = Arc::clone(&app);
+            let user = user.clone();
+            async move { app.change(&user, 30, Some("same-key")).await }
+        });
+        let replies = join_all(tasks).await;
+
+        let first = &replies[0];
+        assert_eq!(first["status"], true, "{backend:?}: {first}");
+        assert!(
+            replies.iter().all(|r| r == first),
+            "{backend:?}: replies differ"
+        );
+        let facts = ledger_facts(&app.database_url, &user).await;
+        assert_eq!(facts.entries, 1, "{backend:?}");
+        assert_eq!(facts.balance, 30, "{backend:?}");
+
+        // The same key with other parameters is a conflict and changes nothing.
+        let conflict = app.change(&user, 31, Some("same-key")).await;
+        assert_eq!(conflict["status"], false);
+        assert_eq!(conflict["code"], 409, "{backend:?}: {conflict}");
+        assert_eq!(ledger_facts(&app.database_url, &user).await, facts);
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn open_api_replays_answer_200_and_conflicts_409() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let headers = [
+            ("X-Consumer-Custom-ID", "@staff_a:example.com"),
+            ("X-Gateway-Secret", common::GATEWAY_SECRET),
+        ];
+        let body = json!({"transactionId": "tx-1", "userId": "@staff_a:example.com", "point": 12, "type": "RETAIL_LIKE", "info": "like"});
+        let (s1, b1) = app
+            .post("/api/v1/open/swan/integral/points", &headers, &body)
+            .await;
+        let (s2, b2) = app
+            .post("/api/v1/open/swan/integral/points", &headers, &body)
+            .await;
+        assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
+        assert_eq!(b1, b2);
+        let other = json!({"transactionId": "tx-1", "userId": "@staff_a:example.com", "point": 13, "type": "RETAIL_LIKE"});
+        let (s3, b3) = app
+            .post("/api/v1/open/swan/integral/points", &headers, &other)
+            .await;
+        assert_eq!(s3, 409, "{b3}");
+        let (_, listing) = app
+            .get(
+                "/api/v1/open/swan/integral/points/transaction/mine",
+                &headers,
+            )
+            .await;
+        assert_eq!(listing["balance"], 12, "{listing}");
+        assert_eq!(
+            listing["transaction"]["content"][0]["detailId"], "tx-1",
+            "{listing}"
+        );
+        let (_, listing) = app
+            .get("/api/v1/open/swan/integral/points/transaction", &headers)
+            .await;
+        assert_eq!(listing["transaction"][0]["detailId"], "tx-1", "{listing}");
+        assert_eq!(listing["total"], 1);
+        app.handle.stop(true).await;
+    }
+}
+
+/// Grants `amount` to `user` expiring at `expired_time`.
+async fn grant_expiring(app: &TestApp, user: &str, amount: i64, expired_time: &str, key: &str) {
+    let (status, body) = app
+        .post(
+            "/core/point/update.json",
+            &[("X-Admin-Key", ADMIN_KEY), ("Idempotency-Key", key)],
+            &json!({"uuid": user, "amount": amount, "task_id": "t", "flag": "grant", "transfer_info": "x", "expired_time": expired_time}),
+        )
+        .await;
+    assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+}
+
+#[actix_web::test]
+async fn debits_spend_the_earliest_expiring_points_and_the_job_expires_the_rest() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (user, bearer) = app.login("expiry").await;
+        grant_expiring(&app, &user, 10, "2090-06-01 00:00:00", "late").await;
+        grant_expiring(&app, &user, 10, "2080-06-01 00:00:00", "early").await;
+        grant_expiring(&app, &user, 10, "2085-06-01 00:00:00", "middle").await;
+
+        // 15 points spend all of the 2080 lot and 5 of the 2085 lot.
+        let spent = app.change(&user, -15, Some("spend")).await;
+        assert_eq!(spent["status"], true, "{spent}");
+
+        let auth = [("Authorization", bearer.as_str())];
+        let (_, next) = app
+            .post(
+                "/v2/user/recent/expired.json",
+                &auth,
+                &json!({"app_id": "default", "user_id": user}),
+            )
+            .await;
+        assert_eq!(
+            next["data"],
+            json!({"date": "2085-05-31", "points": 5}),
+            "{backend:?}: {next}"
+        );
+        let (_, due) = app
+            .post(
+                "/core/point/expired.json",
+                &[("X-Admin-Key", ADMIN_KEY)],
+                &json!({"uuid": user}),
+            )
+            .await;
+        assert_eq!(
+            due["data"],
+            json!([{"total": 5, "date": "2085-05-31"}, {"total": 10, "date": "2090-05-31"}]),
+            "{backend:?}: {due}"
+        );
+
+        // The job, run as of 2086, expires the 5 left of the 2085 lot; twice changes nothing more.
+        let store = points_engine::store::LedgerDb {
+            db: points_engine::db::Db::connect(&app.database_url, 2)
+                .await
+                .expect("db"),
+        };
+        let in_2086 = 3_660_000_000_000;
+        assert_eq!(store.expire_due(in_2086).await.expect("expire"), 5);
+        assert_eq!(store.expire_due(in_2086).await.expect("expire again"), 0);
+        let facts = ledger_facts(&app.database_url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(facts.balance, 10, "{backend:?}");
+        let (_, expired) = app
+            .post(
+                "/v2/user/expired.json",
+                &auth,
+                &json!({"app_id": "default", "user_id": user}),
+            )
+            .await;
+        assert_eq!(
+            expired["data"],
+            json!([{"total": 5, "date": "2085-05-31"}]),
+            "{backend:?}: {expired}"
+        );
+        assert_eq!(expired["count"], 1);
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_server_killed_during_load_keeps_every_acknowledged_change() {
+    for backend in backends() {
+        let (url, _dir) = common::fresh_database(backend).await;
+        let mut server = spawn_process(&url, &[]).await;
+        let address = server.address.clone();
+        let client = common::client();
+        let login: Value = client
+            .post(format!("{address}/v2/user/login.json"))
+            .json(&json!({"auth_code": "victim"}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let user = login["data"]["user_id"].as_str().expect("user").to_string();
+
+        // 32 clients grant as fast as they can; the server is killed while they do.
+        let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let workers: Vec<_> = (0..32)
+            .map(|w| {
+                let client = client.clone();
+                let address = address.clone();
+                let user = user.clone();
+                let acked = Arc::clone(&acked);
+                tokio::spawn(async move {
+                    for i in 0..10_000 {
+                        let key = format!("k-{w}-{i}");
+                        let res = client
+                            .post(format!("{address}/core/point/update.json"))
+                            .header("X-Admin-Key", ADMIN_KEY)
+                            .header("Idempotency-Key", &key)
+                            .json(&json!({"uuid": user, "amount": 1, "flag": "grant", "expired_time": "2099-01-01 00:00:00"}))
+                            .send()
+                            .await;
+                        let Ok(res) = res else { break };
+                        let Ok(body) = res.json::<Value>().await else { break };
+                        if body["status"] == true {
+                            acked.lock().expect("lock").push(key);
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Kill once a good number of grants were acknowledged.
+        loop {
+            if acked.lock().expect("lock").len() >= 300 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        server.kill();
+        for w in workers {
+            let _ = w.await;
+        }
+        let acked: HashSet<String> = acked.lock().expect("lock").iter().cloned().collect();
+
+        // Restart on the same database: every acknowledged key is there, the books add up.
+        let server = spawn_process(&url, &[]).await;
+        let db = points_engine::db::Db::connect(&url, 2).await.expect("db");
+        let stored: Vec<String> = sqlx::query_scalar(
+            "SELECT idem_key FROM ledger_entries WHERE idem_key LIKE 'core:k-%'",
+        )
+        .fetch_all(&db.read)
+        .await
+        .expect("keys");
+        let stored: HashSet<String> = stored
+            .into_iter()
+            .map(|k| k.trim_start_matches("core:").to_string())
+            .collect();
+        let lost: Vec<&String> = acked.difference(&stored).collect();
+        assert!(
+            lost.is_empty(),
+            "{backend:?}: {} acknowledged grants lost, e.g. {:?}",
+            lost.len(),
+            lost.first()
+        );
+        let facts = ledger_facts(&url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(facts.balance, stored.len() as i64);
+        // The restarted server serves the same balance.
+        let res: Value = client
+            .post(format!("{}/core/user/balance.json", server.address))
+            .header("X-Admin-Key", ADMIN_KEY)
+            .json(&json!({"uuid": user}))
+            .send()
+            .await
+            .expect("balance")
+            .json()
+            .await
+            .expect("balance body");
+        assert_eq!(
+            res["data"]["active_balance"],
+            json!(stored.len()),
+            "{backend:?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn two_processes_on_one_postgres_never_overdraw() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let (url, _dir) = common::fresh_database(Backend::Postgres).await;
+    let a = spawn_process(&url, &[]).await;
+    let b = spawn_process(&url, &[]).await;
+    let client = common::client();
+    let login: Value = client
+        .post(format!("{}/v2/user/login.json", a.address))
+        .json(&json!({"auth_code": "shared"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("body");
+    let user = login["data"]["user_id"].as_str().expect("user").to_string();
+    let seed: Value = client
+        .post(format!("{}/core/point/update.json", a.address))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"uuid": user, "amount": 1000, "expired_time": "2099-01-01 00:00:00"}))
+        .send()
+        .await
+        .expect("seed")
+        .json()
+        .await
+        .expect("seed body");
+    assert_eq!(seed["status"], true, "{seed}");
+
+    // 400 deductions of 7 split over both processes: at most 142 can succeed.
+    let tasks = (0..400).map(|i| {
+        let client = client.clone();
+        let address = if i % 2 == 0 {
+            a.address.clone()
+        } else {
+            b.address.clone()
+        };
+        let user = user.clone();
+        async move {
+            let body: Value = client
+                .post(format!("{address}/core/point/update.json"))
+                .header("X-Admin-Key", ADMIN_KEY)
+                .header("Idempotency-Key", format!("d-{i}"))
+                .json(&json!({"uuid": user, "amount": -7}))
+                .send()
+                .await
+                .expect("deduct")
+                .json()
+                .await
+                .expect("deduct body");
+            body
+        }
+    });
+    let results = join_all(tasks).await;
+    let ok = results.iter().filter(|b| b["status"] == true).count() as i64;
+    assert!(
+        results
+            .iter()
+            .all(|b| b["status"] == true || b["code"] == 402),
+        "unexpected answer"
+    );
+    assert_eq!(ok, 142, "every deduction that fits succeeds, none more");
+    let facts = ledger_facts(&url, &user).await;
+    facts.assert_conserved();
+    assert_eq!(facts.balance, 1000 - 7 * ok);
+}
