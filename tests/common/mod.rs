@@ -61,16 +61,17 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
 
 /// Settings for a test server on `database_url`.
 pub fn test_settings(database_url: &str) -> Settings {
-    let mut s = Settings::default();
-    s.bind = "127.0.0.1:0".into();
-    s.database_url = database_url.to_string();
-    s.admin_key = Some(ADMIN_KEY.into());
-    s.gateway_secret = Some(GATEWAY_SECRET.into());
-    s.dev_login = true;
-    s.jobs = false;
-    s.workers = 2;
-    s.db_max_connections = 8;
-    s
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        database_url: database_url.to_string(),
+        admin_key: Some(ADMIN_KEY.into()),
+        gateway_secret: Some(GATEWAY_SECRET.into()),
+        dev_login: true,
+        jobs: false,
+        workers: 2,
+        db_max_connections: 8,
+        ..Settings::default()
+    }
 }
 
 fn init_logs() {
