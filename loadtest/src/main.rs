@@ -45,6 +45,7 @@ async fn main() -> ExitCode {
 async fn run(options: &args::Options) -> Result<bool> {
     let client = scenario::build_client(options)?;
     let target = Arc::new(scenario::Target::new(client, options));
+    target.prepare_users().await?;
     let summary = match options.scenario {
         Scenario::Ledger | Scenario::Trivial => scenario::closed_loop(target, options).await?,
         Scenario::LedgerRate => scenario::open_loop(target, options).await?,

@@ -64,6 +64,45 @@ impl Target {
         }
     }
 
+    /// Creates the users the grants go to (`lt_0` .. `lt_{users-1}`) through `POST /admin/users`,
+    /// which leaves existing users as they are. Grants to unknown users are refused.
+    pub async fn prepare_users(&self) -> Result<()> {
+        if self.scenario == Scenario::Trivial {
+            return Ok(());
+        }
+        let base = self
+            .url
+            .strip_suffix("/core/point/update.json")
+            .unwrap_or(&self.url)
+            .to_string();
+        let url = format!("{base}/admin/users");
+        let mut set = JoinSet::new();
+        let gate = Arc::new(Semaphore::new(32));
+        for user in 0..self.users {
+            let permit = Arc::clone(&gate).acquire_owned().await?;
+            let request = self
+                .client
+                .post(&url)
+                .header("X-Admin-Key", &self.admin_key)
+                .json(&serde_json::json!({"app_id": "default", "user_id": format!("lt_{user}")}));
+            set.spawn(async move {
+                let _permit = permit;
+                let response = request.send().await.context("creating a load-test user")?;
+                let status = response.status();
+                let body: Value = response.json().await.context("reading /admin/users")?;
+                anyhow::ensure!(
+                    status == StatusCode::OK && body.get("status") == Some(&Value::Bool(true)),
+                    "creating user lt_{user} failed: {status} {body}"
+                );
+                Ok(())
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            done.context("user creation task")??;
+        }
+        Ok(())
+    }
+
     /// Sends request number `seq` and classifies the result.
     pub async fn send(&self, seq: u64) -> Outcome {
         match self.scenario {
