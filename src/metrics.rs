@@ -100,6 +100,14 @@ pub async fn track(
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = req.method().as_str().to_string();
     let res = next.call(req).await?;
+    let elapsed = started.elapsed();
+    tracing::debug!(
+        method = %method,
+        route = %route,
+        status = res.status().as_u16(),
+        micros = elapsed.as_micros() as u64,
+        "request"
+    );
     if let Some(m) = metrics {
         let status = res.status().as_u16().to_string();
         m.requests
@@ -107,7 +115,7 @@ pub async fn track(
             .inc();
         m.latency
             .with_label_values(&[route.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
     }
     Ok(res)
 }

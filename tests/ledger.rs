@@ -373,3 +373,63 @@ async fn two_processes_on_one_postgres_never_overdraw() {
     facts.assert_conserved();
     assert_eq!(facts.balance, 1000 - 7 * ok);
 }
+
+#[actix_web::test]
+async fn a_full_ledger_queue_answers_busy_and_commits_nothing_of_the_refused() {
+    for backend in backends() {
+        let app = Arc::new(
+            common::spawn_app_with(backend, |s| {
+                s.ledger.queue_max = 2;
+                s.ledger.batch_max = 1;
+            })
+            .await,
+        );
+        let (user, _) = app.login("flood").await;
+
+        let tasks = (0..200).map(|i| {
+            let app = Arc::clone(&app);
+            let user = user.clone();
+            async move {
+                let key = format!("f-{i}");
+                let body = app.change(&user, 1, Some(&key)).await;
+                (key, body)
+            }
+        });
+        let results = join_all(tasks).await;
+
+        let granted: HashSet<String> = results
+            .iter()
+            .filter(|(_, b)| b["status"] == true)
+            .map(|(k, _)| format!("core:{k}"))
+            .collect();
+        let busy = results.iter().filter(|(_, b)| b["code"] == 429).count();
+        assert!(
+            busy > 0,
+            "{backend:?}: a queue of 2 under 200 clients never said busy"
+        );
+        assert_eq!(
+            granted.len() + busy,
+            200,
+            "{backend:?}: every answer is granted or busy"
+        );
+        let db = points_engine::db::Db::connect(&app.database_url, 2)
+            .await
+            .expect("db");
+        let stored: HashSet<String> = sqlx::query_scalar::<_, String>(
+            "SELECT idem_key FROM ledger_entries WHERE idem_key LIKE 'core:f-%'",
+        )
+        .fetch_all(&db.read)
+        .await
+        .expect("keys")
+        .into_iter()
+        .collect();
+        assert_eq!(
+            stored, granted,
+            "{backend:?}: the database holds exactly the granted changes"
+        );
+        ledger_facts(&app.database_url, &user)
+            .await
+            .assert_conserved();
+        app.handle.stop(true).await;
+    }
+}

@@ -221,7 +221,8 @@ pub fn plan_batch(
     }
 
     for (index, change) in changes.iter().enumerate() {
-        if change.amount == 0 || change.amount.abs() > CHANGE_AMOUNT_ABS_MAX {
+        if change.amount == 0 || change.amount.unsigned_abs() > CHANGE_AMOUNT_ABS_MAX.unsigned_abs()
+        {
             plan.decisions
                 .push(Err(LedgerError::InvalidAmount(change.amount)));
             continue;
@@ -678,7 +679,11 @@ mod tests {
     #[test]
     fn zero_and_huge_amounts_are_refused() {
         let plan = plan_batch(
-            &[change(1, 0, "a"), change(1, CHANGE_AMOUNT_ABS_MAX + 1, "b")],
+            &[
+                change(1, 0, "a"),
+                change(1, CHANGE_AMOUNT_ABS_MAX + 1, "b"),
+                change(1, i64::MIN, "c"),
+            ],
             HashMap::new(),
             HashMap::new(),
             &HashMap::new(),

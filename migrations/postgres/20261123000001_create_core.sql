@@ -54,7 +54,7 @@ CREATE TABLE ledger_entries (
     expires_at     BIGINT,
     balance_after  BIGINT NOT NULL,
     created_at     BIGINT NOT NULL,
-    UNIQUE (app_id, idem_key)
+    UNIQUE (idem_key, app_id)
 );
 CREATE INDEX ledger_entries_user_time ON ledger_entries (user_id, created_at);
 

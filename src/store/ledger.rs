@@ -5,7 +5,7 @@
 //! order (`FOR UPDATE` on Postgres; SQLite's single writer needs no lock), read the stored
 //! idempotency keys, open credit lots and counters, let [`plan_batch`] decide every change in
 //! memory, then write entries, lots, balances and counters with multi-row statements and commit.
-//! The `CHECK (balance >= 0)` and the unique `(app_id, idem_key)` index guard the invariants even
+//! The `CHECK (balance >= 0)` and the unique `(idem_key, app_id)` index guard the invariants even
 //! if two processes get here at once.
 
 use std::collections::{BTreeSet, HashMap};
@@ -609,11 +609,13 @@ impl LedgerDb {
         Ok(total)
     }
 
-    /// Number of users with a balance row and their average balance (rounded down).
+    /// Number of users who ever had a point change and their average balance (rounded down).
+    /// A balance row alone does not count: a refused change may leave one at zero.
     pub async fn participation(&self, app_id: &str) -> Result<(i64, i64), sqlx::Error> {
         let row = sqlx::query(
             "SELECT COUNT(*), CAST(COALESCE(SUM(b.balance), 0) AS BIGINT) FROM balances b \
-             JOIN users u ON u.id = b.user_id WHERE u.app_id = $1",
+             JOIN users u ON u.id = b.user_id WHERE u.app_id = $1 \
+             AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.user_id = b.user_id)",
         )
         .bind(app_id)
         .fetch_one(&self.db.read)
