@@ -46,9 +46,9 @@ pub struct Login {
 /// Looks up an app; unknown apps are refused.
 pub async fn app(state: &AppState, app_id: &str) -> Result<App, AppError> {
     state
-        .stores
-        .accounts
-        .app(app_id)
+        .caches
+        .apps
+        .get_or_load(app_id, || state.stores.accounts.app(app_id))
         .await?
         .ok_or_else(|| AppError::NotFound(format!("unknown app_id {app_id:?}")))
 }

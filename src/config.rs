@@ -42,6 +42,9 @@ pub struct Settings {
     /// Ledger batching (`POINTS_LEDGER_BATCH_MAX`, `POINTS_LEDGER_LINGER_MS`,
     /// `POINTS_LEDGER_QUEUE_MAX`).
     pub ledger: LedgerLimits,
+    /// Ledger batches committing at once (`POINTS_LEDGER_PIPELINE`); default 2 on Postgres, 1 on
+    /// SQLite (one writer: a second batch would only wait).
+    pub ledger_pipeline: Option<usize>,
     /// HTTP worker threads (`POINTS_WORKERS`); default: one per core.
     pub workers: usize,
     /// Lifetime of a session token (`POINTS_SESSION_TTL_HOURS`).
@@ -73,6 +76,7 @@ impl Default for Settings {
             timezone: chrono_tz::Asia::Shanghai,
             fulfilment_webhook: None,
             ledger: LedgerLimits::default(),
+            ledger_pipeline: None,
             workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
@@ -156,6 +160,9 @@ impl Settings {
         if let Some(v) = num("POINTS_LEDGER_QUEUE_MAX")? {
             s.ledger.queue_max = usize::try_from(v.max(1)).unwrap_or(usize::MAX);
         }
+        if let Some(v) = num("POINTS_LEDGER_PIPELINE")? {
+            s.ledger_pipeline = Some(usize::try_from(v.clamp(1, 8)).unwrap_or(1));
+        }
         if let Some(v) = num("POINTS_WORKERS")? {
             s.workers = usize::try_from(v.max(1)).unwrap_or(1);
         }
@@ -182,14 +189,38 @@ fn redact(v: &Option<String>) -> &'static str {
     }
 }
 
-/// Removes the password of a database or Redis URL.
+/// Removes the password of a database or Redis URL: the user part's and any `password`
+/// parameter (`?password=...`, `sslpassword=...`).
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("redacted"));
+            }
+            let secret = |k: &str| k.to_ascii_lowercase().contains("password");
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) { "redacted".into() } else { v };
+                        (k.into_owned(), v.into_owned())
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             u.to_string()
         }
-        _ => raw.to_string(),
+        // Not a URL (e.g. an unescaped `#` in the password): keep only the scheme and what
+        // follows the last `@`, without parameters.
+        Err(_) => {
+            let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+            let (user, host) = match rest.rsplit_once('@') {
+                Some((_, host)) => ("redacted@", host),
+                None => ("", rest),
+            };
+            let host = host.split(['?', '#']).next().unwrap_or_default();
+            format!("{scheme}://{user}{host}")
+        }
     }
 }
 
@@ -209,6 +240,7 @@ impl fmt::Debug for Settings {
             .field("timezone", &self.timezone.name())
             .field("fulfilment_webhook", &self.fulfilment_webhook)
             .field("ledger", &self.ledger)
+            .field("ledger_pipeline", &self.ledger_pipeline)
             .field("workers", &self.workers)
             .field("session_ttl", &self.session_ttl)
             .field("db_max_connections", &self.db_max_connections)

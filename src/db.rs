@@ -6,7 +6,8 @@
 //!
 //! SQLite allows one writer at a time. Rather than let writers collide and retry on
 //! `SQLITE_BUSY`, every write goes through a pool of exactly one connection, and reads use a
-//! separate pool; with WAL, readers never block that writer. On Postgres both pools are the same.
+//! separate pool; with WAL, readers never block that writer. On Postgres the writer pool is small
+//! and separate too, so reads never hold up a commit.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,6 +23,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How long a SQLite statement waits for a lock held by another process before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections of the Postgres writer pool: the ledger's one commit in flight plus other writes.
+const POSTGRES_WRITE_CONNECTIONS: u32 = 4;
 /// How long a request waits for a pooled connection before the pool reports a timeout.
 const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,7 +35,7 @@ pub enum Dialect {
     Postgres,
 }
 
-/// The database: a writer pool and a reader pool (the same pool on Postgres).
+/// The database: a writer pool and a reader pool.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub write: AnyPool,
@@ -96,15 +99,22 @@ impl Db {
                 dialect: Dialect::Sqlite,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = AnyPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
-                .connect(url)
+            let connect = |max: u32| {
+                AnyPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                    .connect(url)
+            };
+            let fail = || format!("connecting to {}", crate::config::redact_url(url));
+            // Writes get their own small pool, so a burst of reads never makes a ledger commit
+            // wait for a connection.
+            let write = connect(POSTGRES_WRITE_CONNECTIONS)
                 .await
-                .with_context(|| format!("connecting to {}", crate::config::redact_url(url)))?;
+                .with_context(fail)?;
+            let read = connect(max_connections).await.with_context(fail)?;
             Ok(Db {
-                write: pool.clone(),
-                read: pool,
+                write,
+                read,
                 dialect: Dialect::Postgres,
             })
         } else {
@@ -143,6 +153,63 @@ impl Db {
             .await
             .context("database ping")?;
         Ok(())
+    }
+}
+
+/// The type of a column read from a JSON parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Int,
+    Text,
+}
+
+impl Db {
+    /// A row source `(value)` over the JSON array of integers bound at `param`.
+    pub fn json_ints(&self, param: &str) -> String {
+        match self.dialect {
+            Dialect::Postgres => format!(
+                "(SELECT CAST(value AS BIGINT) AS value FROM json_array_elements_text(CAST({param} AS json)))"
+            ),
+            Dialect::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+        }
+    }
+
+    /// A row source `(value)` over the JSON array of strings bound at `param`.
+    pub fn json_texts(&self, param: &str) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                format!("(SELECT value FROM json_array_elements_text(CAST({param} AS json)))")
+            }
+            Dialect::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+        }
+    }
+
+    /// A row source with `columns` over the JSON array of objects bound at `param`.
+    pub fn json_records(&self, param: &str, columns: &[(&str, Col)]) -> String {
+        match self.dialect {
+            Dialect::Postgres => {
+                let defs = columns
+                    .iter()
+                    .map(|(name, col)| {
+                        let ty = match col {
+                            Col::Int => "BIGINT",
+                            Col::Text => "TEXT",
+                        };
+                        format!("{name} {ty}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("(SELECT * FROM json_to_recordset(CAST({param} AS json)) AS x({defs}))")
+            }
+            Dialect::Sqlite => {
+                let cols = columns
+                    .iter()
+                    .map(|(name, _)| format!("json_extract(value, '$.{name}') AS {name}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("(SELECT {cols} FROM json_each({param}))")
+            }
+        }
     }
 }
 

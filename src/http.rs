@@ -213,9 +213,11 @@ impl<D: Dialect> FromRequest for Caller<D> {
             let state = AppState::of(&req)?;
             let token = bearer(&req)
                 .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+            let hash = token_hash(&token);
             let session = state
+                .caches
                 .sessions
-                .lookup(&state.stores.accounts, &token_hash(&token))
+                .get_or_load(&hash, || state.stores.accounts.session(&hash))
                 .await?
                 .ok_or_else(|| AppError::Unauthorized("unknown session token".into()))?;
             if session.expires_at <= now_ms() {

@@ -1,7 +1,8 @@
 //! Point changes as the facades ask for them: find the user, pick the expiry, build the
 //! [`Change`] and wait for the ledger's committed answer.
 
-use points_actors::{Change, Limit, Outcome, Submit};
+use points_actors::ledger::CHANGE_AMOUNT_ABS_MAX;
+use points_actors::{Change, LedgerError, Limit, Outcome, Submit};
 
 use crate::clock::now_ms;
 use crate::error::AppError;
@@ -54,10 +55,11 @@ pub fn text<'a>(field: &str, value: &'a str) -> Result<&'a str, AppError> {
 
 /// The user `(app, platform uid)`, or a not-found error.
 pub async fn user(state: &AppState, app_id: &str, uid: &str) -> Result<User, AppError> {
+    let key = format!("{app_id}\u{0}{uid}");
     state
-        .stores
-        .accounts
-        .user_by_uid(app_id, uid)
+        .caches
+        .users
+        .get_or_load(&key, || state.stores.accounts.user_by_uid(app_id, uid))
         .await?
         .ok_or_else(AppError::unknown_user)
 }
@@ -71,8 +73,23 @@ pub async fn default_expiry(state: &AppState, app_id: &str) -> Result<Option<i64
     Ok((months > 0).then(|| state.clock.expiry_after_months(now_ms(), months)))
 }
 
+/// Checks a change's amount and texts without applying it, so a facade can refuse bad input
+/// before it stores anything.
+pub fn check(amount: i64, kind: &str, reference: &str, description: &str) -> Result<(), AppError> {
+    // Refused here as well as in the ledger, so no amount (i64::MIN included) reaches arithmetic
+    // that could overflow.
+    if amount == 0 || amount.unsigned_abs() > CHANGE_AMOUNT_ABS_MAX.unsigned_abs() {
+        return Err(LedgerError::InvalidAmount(amount).into());
+    }
+    text("type", kind)?;
+    text("reference", reference)?;
+    text("description", description)?;
+    Ok(())
+}
+
 /// Applies a change through the ledger actor; answers after its commit.
 pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, AppError> {
+    check(req.amount, req.kind, req.reference, req.description)?;
     let expires_at = if req.amount > 0 {
         match req.expires_at {
             Some(at) => Some(at),
@@ -85,12 +102,12 @@ pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, 
         app_id: req.user.app_id.clone(),
         user_id: req.user.id,
         amount: req.amount,
-        kind: text("type", req.kind)?.to_string(),
+        kind: req.kind.to_string(),
         idem_key: req
             .idem_key
             .unwrap_or_else(|| format!("auto:{}", uuid::Uuid::new_v4())),
-        reference: text("reference", req.reference)?.to_string(),
-        description: text("description", req.description)?.to_string(),
+        reference: req.reference.to_string(),
+        description: req.description.to_string(),
         expires_at,
         limit: req.limit,
     };

@@ -11,17 +11,20 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
-use points_actors::{LedgerActor, LedgerStore};
+use points_actors::{LedgerActor, LedgerLimits, LedgerStore};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder};
 
 use crate::clock::BizClock;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{Db, Dialect};
 use crate::facades::{admin, center, giftpoint, miniapp, open, service};
 use crate::http::ApiDoc;
 use crate::metrics::Metrics;
-use crate::state::{AppState, SessionCache};
+use crate::state::{AppState, Caches};
 use crate::store::Stores;
+
+/// Longest wait for Redis to connect or answer; Redis is optional, so it is kept short.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A built server, bound and ready to run.
 pub struct Application {
@@ -88,7 +91,13 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("creating metrics")?);
 
         let ledger_store: Arc<dyn LedgerStore> = Arc::new(stores.ledger.clone());
-        let limits = settings.ledger;
+        let limits = LedgerLimits {
+            commits_in_flight_max: settings.ledger_pipeline.unwrap_or(match stores.db.dialect {
+                Dialect::Postgres => 1,
+                Dialect::Sqlite => 1,
+            }),
+            ..settings.ledger
+        };
         let ledger_metrics = metrics.ledger.clone();
         // The ledger runs on its own thread so a busy HTTP worker never delays a commit.
         let arbiter = Arbiter::new();
@@ -98,7 +107,17 @@ impl Application {
 
         let redis = match &settings.redis_url {
             Some(url) => match redis::Client::open(url.as_str()) {
-                Ok(client) => match redis::aio::ConnectionManager::new(client).await {
+                // One attempt at start-up (the library's default backoff keeps retrying for
+                // minutes) and short timeouts, so a dead Redis never stalls start-up or a request.
+                Ok(client) => match redis::aio::ConnectionManager::new_with_config(
+                    client,
+                    redis::aio::ConnectionManagerConfig::new()
+                        .set_number_of_retries(0)
+                        .set_connection_timeout(REDIS_TIMEOUT)
+                        .set_response_timeout(REDIS_TIMEOUT),
+                )
+                .await
+                {
                     Ok(conn) => Some(conn),
                     Err(e) => {
                         tracing::warn!(error = %e, "Redis unreachable at start-up; running without it");
@@ -122,7 +141,7 @@ impl Application {
             ledger: ledger.clone(),
             http,
             metrics: Arc::clone(&metrics),
-            sessions: SessionCache::default(),
+            caches: Caches::default(),
             redis,
         });
         if settings.jobs {

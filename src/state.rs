@@ -12,7 +12,7 @@ use crate::clock::BizClock;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::store::{AccountsDb, SessionUser, Stores};
+use crate::store::{App, SessionUser, Stores, User};
 
 /// Everything a handler may need.
 pub struct AppState {
@@ -22,7 +22,7 @@ pub struct AppState {
     pub clock: BizClock,
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
-    pub sessions: SessionCache,
+    pub caches: Caches,
     pub redis: Option<redis::aio::ConnectionManager>,
 }
 
@@ -35,39 +35,79 @@ impl AppState {
     }
 }
 
-/// How long a looked-up session is trusted without asking the database again.
-const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
-/// Most sessions kept in memory; past it the cache starts over.
-const SESSION_CACHE_ENTRIES_MAX: usize = 100_000;
-
-/// A short-lived cache of session lookups, so hot routes do not read the sessions table on
-/// every request. Entries carry the session's own expiry, which callers still check.
-#[derive(Default)]
-pub struct SessionCache {
+/// A small map of recent lookups with a time to live and a size bound, so hot routes do not
+/// read rarely-changing rows (sessions, apps, users) on every request.
+pub struct TtlCache<V> {
+    ttl: Duration,
+    entries_max: usize,
     // A std Mutex: the critical section is a hash map lookup and never awaits.
-    entries: Mutex<HashMap<String, (Instant, SessionUser)>>,
+    entries: Mutex<HashMap<String, (Instant, V)>>,
 }
 
-impl SessionCache {
-    pub async fn lookup(
-        &self,
-        accounts: &AccountsDb,
-        token_hash: &str,
-    ) -> Result<Option<SessionUser>, AppError> {
+impl<V: Clone> TtlCache<V> {
+    pub fn new(ttl: Duration, entries_max: usize) -> Self {
+        Self {
+            ttl,
+            entries_max,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached value of `key`, or what `load` finds (remembered when found).
+    pub async fn get_or_load<F, Fut>(&self, key: &str, load: F) -> Result<Option<V>, AppError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<V>, sqlx::Error>>,
+    {
         if let Ok(entries) = self.entries.lock() {
-            if let Some((at, user)) = entries.get(token_hash) {
-                if at.elapsed() < SESSION_CACHE_TTL {
-                    return Ok(Some(user.clone()));
+            if let Some((at, value)) = entries.get(key) {
+                if at.elapsed() < self.ttl {
+                    return Ok(Some(value.clone()));
                 }
             }
         }
-        let found = accounts.session(token_hash).await?;
-        if let (Some(user), Ok(mut entries)) = (&found, self.entries.lock()) {
-            if entries.len() >= SESSION_CACHE_ENTRIES_MAX {
+        let found = load().await?;
+        if let (Some(value), Ok(mut entries)) = (&found, self.entries.lock()) {
+            if entries.len() >= self.entries_max {
                 entries.clear();
             }
-            entries.insert(token_hash.to_string(), (Instant::now(), user.clone()));
+            entries.insert(key.to_string(), (Instant::now(), value.clone()));
         }
         Ok(found)
+    }
+
+    /// Forgets `key` after it changed.
+    pub fn invalidate(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+}
+
+/// Sessions are trusted this long without reading them again; entries carry the session's own
+/// expiry, which callers still check.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Apps change rarely; a change made through this process applies at once (the admin route
+/// invalidates it), one made through another process within this time.
+pub const APP_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Users looked up by platform id; only their id and identity fields are read from the cache.
+pub const USER_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most entries one cache holds; past it the cache starts over.
+pub const CACHE_ENTRIES_MAX: usize = 100_000;
+
+/// The caches of [`AppState`].
+pub struct Caches {
+    pub sessions: TtlCache<SessionUser>,
+    pub apps: TtlCache<App>,
+    pub users: TtlCache<User>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            sessions: TtlCache::new(SESSION_CACHE_TTL, CACHE_ENTRIES_MAX),
+            apps: TtlCache::new(APP_CACHE_TTL, CACHE_ENTRIES_MAX),
+            users: TtlCache::new(USER_CACHE_TTL, CACHE_ENTRIES_MAX),
+        }
     }
 }

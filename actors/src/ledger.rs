@@ -34,6 +34,9 @@ pub struct LedgerLimits {
     pub linger: Duration,
     /// Most changes waiting for a commit; past it the actor answers [`LedgerError::Busy`].
     pub queue_max: usize,
+    /// Most batches committing at once. Two let one batch run its statements while the other
+    /// waits for its commit to reach the disk; row locks taken in user order keep them correct.
+    pub commits_in_flight_max: usize,
 }
 
 impl Default for LedgerLimits {
@@ -42,6 +45,7 @@ impl Default for LedgerLimits {
             batch_max: LEDGER_BATCH_ENTRIES_MAX,
             linger: LEDGER_LINGER,
             queue_max: LEDGER_QUEUE_ENTRIES_MAX,
+            commits_in_flight_max: 1,
         }
     }
 }
@@ -372,7 +376,7 @@ pub struct LedgerActor {
     limits: LedgerLimits,
     metrics: Option<LedgerMetrics>,
     queue: VecDeque<Pending>,
-    in_flight: bool,
+    in_flight: usize,
     linger_armed: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
 }
@@ -389,10 +393,11 @@ impl LedgerActor {
                 batch_max: limits.batch_max.max(1),
                 queue_max: limits.queue_max.max(1),
                 linger: limits.linger,
+                commits_in_flight_max: limits.commits_in_flight_max.max(1),
             },
             metrics,
             queue: VecDeque::new(),
-            in_flight: false,
+            in_flight: 0,
             linger_armed: false,
             drain_waiters: Vec::new(),
         }
@@ -404,12 +409,15 @@ impl LedgerActor {
         }
     }
 
-    /// Starts a commit if none is in flight and there is something to commit.
+    /// Starts a commit if there is room for one and something to commit.
     fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight {
+        if self.in_flight >= self.limits.commits_in_flight_max {
             return;
         }
         if self.queue.is_empty() {
+            if self.in_flight > 0 {
+                return;
+            }
             for waiter in self.drain_waiters.drain(..) {
                 let _ = waiter.send(());
             }
@@ -433,13 +441,13 @@ impl LedgerActor {
 
     /// Commits the head of the queue as one batch and answers its callers afterwards.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight || self.queue.is_empty() {
+        if self.in_flight >= self.limits.commits_in_flight_max || self.queue.is_empty() {
             return;
         }
         let take = self.queue.len().min(self.limits.batch_max);
         let batch: Vec<Pending> = self.queue.drain(..take).collect();
         self.report_depth();
-        self.in_flight = true;
+        self.in_flight += 1;
         let store = Arc::clone(&self.store);
         let changes: Vec<Change> = batch.iter().map(|p| p.change.clone()).collect();
         let metrics = self.metrics.clone();
@@ -493,7 +501,7 @@ impl LedgerActor {
                         }
                     }
                 }
-                actor.in_flight = false;
+                actor.in_flight -= 1;
                 actor.maybe_flush(ctx);
             }),
         );
@@ -511,7 +519,7 @@ impl Actor for LedgerActor {
 
     fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
         // Keep running while anything is queued or committing: shutdown drains the ledger.
-        if self.in_flight || !self.queue.is_empty() {
+        if self.in_flight > 0 || !self.queue.is_empty() {
             Running::Continue
         } else {
             Running::Stop

@@ -219,8 +219,14 @@ pub struct ReportReq {
     pub operation_id: Option<String>,
 }
 
-/// The gateway-authenticated caller, created on first sight.
-async fn caller(state: &AppState, req: &HttpRequest) -> Result<User, AppError> {
+/// A caller the gateway vouched for: app and platform id, checked but not yet stored.
+struct Gateway {
+    app_id: String,
+    uid: String,
+}
+
+/// Checks the gateway credentials and the caller's id; stores nothing.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Gateway, AppError> {
     let expected = state.settings.gateway_secret.as_deref().ok_or_else(|| {
         AppError::BadCredentials("open API disabled: POINTS_GATEWAY_SECRET is not set".into())
     })?;
@@ -247,15 +253,35 @@ async fn caller(state: &AppState, req: &HttpRequest) -> Result<User, AppError> {
     }
     let app_id = header("x-app-id").unwrap_or("default");
     crate::auth::app(state, app_id).await?;
-    if let Some(user) = state.stores.accounts.user_by_uid(app_id, uid).await? {
-        return Ok(user);
+    Ok(Gateway {
+        app_id: app_id.to_string(),
+        uid: uid.to_string(),
+    })
+}
+
+impl Gateway {
+    /// The caller's user if it was stored before.
+    async fn existing(&self, state: &AppState) -> Result<Option<User>, AppError> {
+        Ok(state
+            .stores
+            .accounts
+            .user_by_uid(&self.app_id, &self.uid)
+            .await?)
     }
-    let (user, _) = state
-        .stores
-        .accounts
-        .login_user(app_id, uid, "gateway", None, None)
-        .await?;
-    Ok(user)
+
+    /// The caller's user, created on first sight. Call it only once the request is known to
+    /// be valid, so a refused request stores nothing.
+    async fn user(&self, state: &AppState) -> Result<User, AppError> {
+        if let Some(user) = self.existing(state).await? {
+            return Ok(user);
+        }
+        let (user, _) = state
+            .stores
+            .accounts
+            .login_user(&self.app_id, &self.uid, "gateway", None, None)
+            .await?;
+        Ok(user)
+    }
 }
 
 /// The id a listing shows for an entry: the caller's own transaction or operation id.
@@ -289,7 +315,7 @@ fn time_filter(
 }
 
 async fn total(state: web::Data<AppState>, req: HttpRequest) -> Reply {
-    let user = caller(&state, &req).await?;
+    let user = authenticate(&state, &req).await?.user(&state).await?;
     let balance = state.stores.ledger.balance(user.id).await?;
     let updated_at = state
         .stores
@@ -313,28 +339,43 @@ async fn change(
     req: HttpRequest,
     p: Params<PointsChangeReq, Open>,
 ) -> Reply {
-    let user = caller(&state, &req).await?;
+    let gateway = authenticate(&state, &req).await?;
     let p = p.into_inner();
     let transaction_id = p
         .transaction_id
         .ok_or_else(|| AppError::missing("transactionId"))?;
     let body_user = p.user_id.ok_or_else(|| AppError::missing("userId"))?;
-    if body_user != user.platform_uid {
+    if body_user != gateway.uid {
         return Err(AppError::WrongUser.into());
     }
     let point = p.point.ok_or_else(|| AppError::missing("point"))?;
     let kind = p
         .kind
         .unwrap_or_else(|| if point > 0 { "grant" } else { "deduct" }.into());
+    let idem_key = points::idem_key("open", &transaction_id)?;
+    let info = p.info.as_deref().unwrap_or_default();
+    points::check(point, &kind, "", info)?;
+    let user = match gateway.existing(&state).await? {
+        Some(user) => user,
+        // A caller never seen before has nothing to deduct: refuse without storing them.
+        None if point < 0 => {
+            return Err(AppError::Insufficient {
+                balance: 0,
+                needed: point.saturating_neg(),
+            }
+            .into())
+        }
+        None => gateway.user(&state).await?,
+    };
     points::apply(
         &state,
         ChangeRequest {
             user: &user,
             amount: point,
             kind: &kind,
-            idem_key: Some(points::idem_key("open", &transaction_id)?),
+            idem_key: Some(idem_key),
             reference: "",
-            description: p.info.as_deref().unwrap_or_default(),
+            description: info,
             expires_at: None,
             limit: None,
         },
@@ -344,7 +385,7 @@ async fn change(
 }
 
 async fn mine(state: web::Data<AppState>, req: HttpRequest, p: Params<MineReq, Open>) -> Reply {
-    let user = caller(&state, &req).await?;
+    let gateway = authenticate(&state, &req).await?;
     let p = p.into_inner();
     let income = match p.kind.unwrap_or(0) {
         0 => None,
@@ -356,6 +397,7 @@ async fn mine(state: web::Data<AppState>, req: HttpRequest, p: Params<MineReq, O
     };
     let filter = time_filter(p.start_time, p.end_time, income)?;
     let page = Page::parse(p.page, p.size, 0, 20)?;
+    let user = gateway.user(&state).await?;
     let (rows, total) = state
         .stores
         .ledger
@@ -401,10 +443,11 @@ async fn transactions(
     req: HttpRequest,
     p: Params<TransactionsReq, Open>,
 ) -> Reply {
-    let user = caller(&state, &req).await?;
+    let gateway = authenticate(&state, &req).await?;
     let p = p.into_inner();
     let filter = time_filter(p.start_time, p.end_time, None)?;
     let page = Page::parse(p.page, p.size, 0, 20)?;
+    let user = gateway.user(&state).await?;
     let (rows, total) = state
         .stores
         .ledger
@@ -429,7 +472,7 @@ async fn transactions(
 }
 
 async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportReq, Open>) -> Reply {
-    let user = caller(&state, &req).await?;
+    let gateway = authenticate(&state, &req).await?;
     let p = p.into_inner();
     let kind = p.kind.ok_or_else(|| AppError::missing("type"))?;
     let body_user = p.user_id.ok_or_else(|| AppError::missing("userId"))?;
@@ -437,17 +480,25 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
         .operation_id
         .ok_or_else(|| AppError::missing("operationId"))?;
     let reporter_ok =
-        body_user == user.platform_uid || p.staff_id.as_deref() == Some(user.platform_uid.as_str());
+        body_user == gateway.uid || p.staff_id.as_deref() == Some(gateway.uid.as_str());
     if !reporter_ok {
         return Err(AppError::WrongUser.into());
     }
+    let idem_key = points::idem_key("report", &operation_id)?;
     let rule = state
         .stores
         .rules
-        .get(&user.app_id, &kind)
+        .get(&gateway.app_id, &kind)
         .await?
         .filter(|r| r.enabled)
         .ok_or_else(|| AppError::NotFound(format!("no earning rule for event type {kind:?}")))?;
+    let description = if rule.description.is_empty() {
+        format!("{} 获得积分", rule.event_type)
+    } else {
+        rule.description.clone()
+    };
+    points::check(rule.points, &rule.event_type, &body_user, &description)?;
+    let user = gateway.user(&state).await?;
     let day = state.clock.format_date(now_ms());
     let limit = (rule.daily_cap > 0).then(|| Limit {
         key: format!(
@@ -456,18 +507,13 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
         ),
         max: rule.daily_cap,
     });
-    let description = if rule.description.is_empty() {
-        format!("{} 获得积分", rule.event_type)
-    } else {
-        rule.description.clone()
-    };
     let result = points::apply(
         &state,
         ChangeRequest {
             user: &user,
             amount: rule.points,
             kind: &rule.event_type,
-            idem_key: Some(points::idem_key("report", &operation_id)?),
+            idem_key: Some(idem_key),
             reference: &body_user,
             description: &description,
             expires_at: None,

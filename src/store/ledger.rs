@@ -5,6 +5,9 @@
 //! order (`FOR UPDATE` on Postgres; SQLite's single writer needs no lock), read the stored
 //! idempotency keys, open credit lots and counters, let [`plan_batch`] decide every change in
 //! memory, then write entries, lots, balances and counters with multi-row statements and commit.
+//!
+//! Every statement takes its rows as one JSON parameter, so its text is the same whatever the
+//! batch size: the database parses and plans it once per connection instead of once per batch.
 //! The `CHECK (balance >= 0)` and the unique `(idem_key, app_id)` index guard the invariants even
 //! if two processes get here at once.
 
@@ -14,13 +17,11 @@ use futures_util::future::BoxFuture;
 use points_actors::{
     plan_batch, Change, LedgerError, LedgerStore, Lot, Outcome, StoreError, StoredEntry,
 };
-use sqlx::{Any, Row, Transaction};
+use serde_json::{json, Value};
+use sqlx::Row;
 
 use crate::clock::now_ms;
-use crate::db::{placeholders, row_placeholders, Db};
-
-/// Most rows one multi-row statement carries (keeps bind counts far below both backends' caps).
-const STATEMENT_ROWS_MAX: usize = 500;
+use crate::db::{Col, Db};
 
 /// The ledger's storage, shared by the ledger actor and the read routes.
 #[derive(Clone, Debug)]
@@ -48,101 +49,77 @@ async fn commit_batch(
 ) -> Result<Vec<Result<Outcome, LedgerError>>, sqlx::Error> {
     let now = now_ms();
     let mut tx = db.write.begin().await?;
-    let users: Vec<i64> = batch
-        .iter()
-        .map(|c| c.user_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let users: BTreeSet<i64> = batch.iter().map(|c| c.user_id).collect();
 
-    // Balance rows: create the missing ones, then lock all of them in user order.
-    let mut balances: HashMap<i64, i64> = HashMap::new();
-    for chunk in users.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO balances (user_id, balance, updated_at) VALUES {} ON CONFLICT (user_id) DO NOTHING",
-            (0..chunk.len())
-                .map(|i| format!("(${}, 0, $1)", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut q = sqlx::query(&sql).bind(now);
-        for u in chunk {
-            q = q.bind(*u);
-        }
-        q.execute(&mut *tx).await?;
-        let sql = format!(
-            "SELECT user_id, balance FROM balances WHERE user_id IN ({}) ORDER BY user_id{}",
-            placeholders(0, chunk.len()),
-            db.for_update()
-        );
-        let mut q = sqlx::query(&sql);
-        for u in chunk {
-            q = q.bind(*u);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
-            balances.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+    // Balance rows: lock the existing ones in user order; create and lock the missing ones
+    // (a user's first change) in a second step, so a batch of known users costs one statement.
+    let mut balances = lock_balances(db, &mut tx, &users).await?;
+    let missing: BTreeSet<i64> = users
+        .iter()
+        .filter(|u| !balances.contains_key(u))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        sqlx::query(&format!(
+            "INSERT INTO balances (user_id, balance, updated_at) SELECT r.value, 0, $2 FROM {} r \
+             WHERE true ON CONFLICT (user_id) DO NOTHING",
+            db.json_ints("$1")
+        ))
+        .bind(json!(missing).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        balances.extend(lock_balances(db, &mut tx, &missing).await?);
     }
 
     // Stored idempotency keys, read after the locks so a concurrent commit of the same key by
     // another process is already visible.
-    let keys: Vec<&str> = batch
-        .iter()
-        .map(|c| c.idem_key.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let keys: BTreeSet<&str> = batch.iter().map(|c| c.idem_key.as_str()).collect();
+    let rows = sqlx::query(&format!(
+        "SELECT app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at \
+         FROM ledger_entries WHERE idem_key IN (SELECT r.value FROM {} r)",
+        db.json_texts("$1")
+    ))
+    .bind(json!(keys).to_string())
+    .fetch_all(&mut *tx)
+    .await?;
     let mut stored: HashMap<(String, String), StoredEntry> = HashMap::new();
-    for chunk in keys.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "SELECT app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at \
-             FROM ledger_entries WHERE idem_key IN ({})",
-            placeholders(0, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
-            let amount: i64 = row.try_get(3)?;
-            stored.insert(
-                (row.try_get(0)?, row.try_get(1)?),
-                StoredEntry {
-                    user_id: row.try_get(2)?,
+    for row in rows {
+        let amount: i64 = row.try_get(3)?;
+        stored.insert(
+            (row.try_get(0)?, row.try_get(1)?),
+            StoredEntry {
+                user_id: row.try_get(2)?,
+                amount,
+                kind: row.try_get(4)?,
+                reference: row.try_get(5)?,
+                outcome: Outcome {
+                    entry_id: row.try_get(6)?,
+                    balance_after: row.try_get(7)?,
                     amount,
-                    kind: row.try_get(4)?,
-                    reference: row.try_get(5)?,
-                    outcome: Outcome {
-                        entry_id: row.try_get(6)?,
-                        balance_after: row.try_get(7)?,
-                        amount,
-                        created_at: row.try_get(8)?,
-                    },
+                    created_at: row.try_get(8)?,
                 },
-            );
-        }
+            },
+        );
     }
 
     // Open credit lots of the users who spend in this batch.
-    let spenders: Vec<i64> = batch
+    let spenders: BTreeSet<i64> = batch
         .iter()
         .filter(|c| c.amount < 0)
         .map(|c| c.user_id)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
     let mut lots: HashMap<i64, Vec<Lot>> = HashMap::new();
-    for chunk in spenders.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
+    if !spenders.is_empty() {
+        let rows = sqlx::query(&format!(
             "SELECT id, user_id, remaining, expires_at FROM credit_lots \
-             WHERE remaining > 0 AND user_id IN ({})",
-            placeholders(0, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for u in chunk {
-            q = q.bind(*u);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
+             WHERE remaining > 0 AND user_id IN (SELECT r.value FROM {} r)",
+            db.json_ints("$1")
+        ))
+        .bind(json!(spenders).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
             lots.entry(row.try_get(1)?).or_default().push(Lot {
                 id: Some(row.try_get(0)?),
                 entry_index: None,
@@ -153,37 +130,32 @@ async fn commit_batch(
     }
 
     // Counters named by the batch's limits, created at zero and locked in key order.
-    let counter_keys: Vec<&str> = batch
+    let counter_keys: BTreeSet<&str> = batch
         .iter()
         .filter_map(|c| c.limit.as_ref().map(|l| l.key.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
     let mut counters: HashMap<String, i64> = HashMap::new();
-    for chunk in counter_keys.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO ledger_counters (counter_key, count, updated_at) VALUES {} \
-             ON CONFLICT (counter_key) DO NOTHING",
-            (0..chunk.len())
-                .map(|i| format!("(${}, 0, $1)", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let mut q = sqlx::query(&sql).bind(now);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        q.execute(&mut *tx).await?;
-        let sql = format!(
-            "SELECT counter_key, count FROM ledger_counters WHERE counter_key IN ({}) ORDER BY counter_key{}",
-            placeholders(0, chunk.len()),
+    if !counter_keys.is_empty() {
+        let counter_keys = json!(counter_keys).to_string();
+        sqlx::query(&format!(
+            "INSERT INTO ledger_counters (counter_key, count, updated_at) \
+             SELECT r.value, 0, $2 FROM {} r WHERE true ON CONFLICT (counter_key) DO NOTHING",
+            db.json_texts("$1")
+        ))
+        .bind(counter_keys.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT counter_key, count FROM ledger_counters \
+             WHERE counter_key IN (SELECT r.value FROM {} r) ORDER BY counter_key{}",
+            db.json_texts("$1"),
             db.for_update()
-        );
-        let mut q = sqlx::query(&sql);
-        for k in chunk {
-            q = q.bind(*k);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
+        ))
+        .bind(counter_keys.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
             counters.insert(row.try_get(0)?, row.try_get(1)?);
         }
     }
@@ -192,34 +164,49 @@ async fn commit_batch(
 
     // Entries, in batch order; their ids come back with their keys.
     let mut entry_ids: Vec<i64> = Vec::with_capacity(plan.entries.len());
-    for chunk in plan.entries.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
-             description, expires_at, balance_after, created_at) VALUES {} RETURNING app_id, idem_key, id",
-            row_placeholders(0, chunk.len(), 10)
+    if !plan.entries.is_empty() {
+        let rows: Vec<Value> = plan
+            .entries
+            .iter()
+            .map(|entry| {
+                let c = &batch[entry.change_index];
+                json!({
+                    "app_id": c.app_id, "user_id": c.user_id, "amount": c.amount, "kind": c.kind,
+                    "idem_key": c.idem_key, "reference": c.reference, "description": c.description,
+                    "expires_at": if c.amount > 0 { c.expires_at } else { None },
+                    "balance_after": entry.balance_after,
+                })
+            })
+            .collect();
+        let source = db.json_records(
+            "$1",
+            &[
+                ("app_id", Col::Text),
+                ("user_id", Col::Int),
+                ("amount", Col::Int),
+                ("kind", Col::Text),
+                ("idem_key", Col::Text),
+                ("reference", Col::Text),
+                ("description", Col::Text),
+                ("expires_at", Col::Int),
+                ("balance_after", Col::Int),
+            ],
         );
-        let mut q = sqlx::query(&sql);
-        for entry in chunk {
-            let c = &batch[entry.change_index];
-            let expires_at = if c.amount > 0 { c.expires_at } else { None };
-            q = q
-                .bind(c.app_id.as_str())
-                .bind(c.user_id)
-                .bind(c.amount)
-                .bind(c.kind.as_str())
-                .bind(c.idem_key.as_str())
-                .bind(c.reference.as_str())
-                .bind(c.description.as_str())
-                .bind(expires_at)
-                .bind(entry.balance_after)
-                .bind(now);
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(rows.len());
-        for row in rows {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
+             description, expires_at, balance_after, created_at) \
+             SELECT r.app_id, r.user_id, r.amount, r.kind, r.idem_key, r.reference, r.description, \
+             r.expires_at, r.balance_after, $2 FROM {source} r RETURNING app_id, idem_key, id"
+        ))
+        .bind(Value::Array(rows).to_string())
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(inserted.len());
+        for row in inserted {
             ids.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
         }
-        for entry in chunk {
+        for entry in &plan.entries {
             let c = &batch[entry.change_index];
             let id = ids
                 .get(&(c.app_id.clone(), c.idem_key.clone()))
@@ -230,55 +217,84 @@ async fn commit_batch(
     }
 
     // New credit lots, one per credit of the batch.
-    for chunk in plan.new_lots.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) VALUES {}",
-            row_placeholders(0, chunk.len(), 6)
+    if !plan.new_lots.is_empty() {
+        let rows: Vec<Value> = plan
+            .new_lots
+            .iter()
+            .map(|(user, lot)| {
+                let index = lot.entry_index.unwrap_or_default();
+                let change = &batch[plan.entries[index].change_index];
+                json!({
+                    "user_id": user, "entry_id": entry_ids[index], "amount": change.amount,
+                    "remaining": lot.remaining, "expires_at": lot.expires_at,
+                })
+            })
+            .collect();
+        let source = db.json_records(
+            "$1",
+            &[
+                ("user_id", Col::Int),
+                ("entry_id", Col::Int),
+                ("amount", Col::Int),
+                ("remaining", Col::Int),
+                ("expires_at", Col::Int),
+            ],
         );
-        let mut q = sqlx::query(&sql);
-        for (user, lot) in chunk {
-            let index = lot.entry_index.unwrap_or_default();
-            let change = &batch[plan.entries[index].change_index];
-            q = q
-                .bind(*user)
-                .bind(entry_ids[index])
-                .bind(change.amount)
-                .bind(lot.remaining)
-                .bind(lot.expires_at)
-                .bind(now);
-        }
-        q.execute(&mut *tx).await?;
+        sqlx::query(&format!(
+            "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) \
+             SELECT r.user_id, r.entry_id, r.amount, r.remaining, r.expires_at, $2 FROM {source} r"
+        ))
+        .bind(Value::Array(rows).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     }
 
-    for chunk in plan.lot_updates.chunks(STATEMENT_ROWS_MAX) {
-        update_by_case(&mut tx, "credit_lots", "id", "remaining", chunk, None).await?;
+    if !plan.lot_updates.is_empty() {
+        let rows: Vec<Value> = plan
+            .lot_updates
+            .iter()
+            .map(|(id, remaining)| json!({"id": id, "remaining": remaining}))
+            .collect();
+        let source = db.json_records("$1", &[("id", Col::Int), ("remaining", Col::Int)]);
+        sqlx::query(&format!(
+            "UPDATE credit_lots SET remaining = r.remaining FROM {source} r WHERE credit_lots.id = r.id"
+        ))
+        .bind(Value::Array(rows).to_string())
+        .execute(&mut *tx)
+        .await?;
     }
-    let balance_rows: Vec<(i64, i64)> = {
-        let mut rows: Vec<(i64, i64)> = plan.balances.iter().map(|(u, b)| (*u, *b)).collect();
-        rows.sort_unstable();
-        rows
-    };
-    for chunk in balance_rows.chunks(STATEMENT_ROWS_MAX) {
-        update_by_case(&mut tx, "balances", "user_id", "balance", chunk, Some(now)).await?;
+    if !plan.balances.is_empty() {
+        let rows: Vec<Value> = plan
+            .balances
+            .iter()
+            .map(|(user, balance)| json!({"user_id": user, "balance": balance}))
+            .collect();
+        let source = db.json_records("$1", &[("user_id", Col::Int), ("balance", Col::Int)]);
+        sqlx::query(&format!(
+            "UPDATE balances SET balance = r.balance, updated_at = $2 FROM {source} r \
+             WHERE balances.user_id = r.user_id"
+        ))
+        .bind(Value::Array(rows).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     }
-    for chunk in plan.counter_updates.chunks(STATEMENT_ROWS_MAX) {
-        let sql = format!(
-            "UPDATE ledger_counters SET count = CASE counter_key {} END, updated_at = $1 \
-             WHERE counter_key IN ({})",
-            (0..chunk.len())
-                .map(|i| format!("WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
-                .collect::<Vec<_>>()
-                .join(" "),
-            placeholders(1 + 2 * chunk.len(), chunk.len())
-        );
-        let mut q = sqlx::query(&sql).bind(now);
-        for (k, v) in chunk {
-            q = q.bind(k.as_str()).bind(*v);
-        }
-        for (k, _) in chunk {
-            q = q.bind(k.as_str());
-        }
-        q.execute(&mut *tx).await?;
+    if !plan.counter_updates.is_empty() {
+        let rows: Vec<Value> = plan
+            .counter_updates
+            .iter()
+            .map(|(key, count)| json!({"counter_key": key, "count": count}))
+            .collect();
+        let source = db.json_records("$1", &[("counter_key", Col::Text), ("count", Col::Int)]);
+        sqlx::query(&format!(
+            "UPDATE ledger_counters SET count = r.count, updated_at = $2 FROM {source} r \
+             WHERE ledger_counters.counter_key = r.counter_key"
+        ))
+        .bind(Value::Array(rows).to_string())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     }
 
     tx.commit().await?;
@@ -304,40 +320,24 @@ async fn commit_batch(
         .collect())
 }
 
-/// `UPDATE table SET column = CASE key WHEN .. THEN .. END WHERE key IN (..)` for many rows.
-async fn update_by_case(
-    tx: &mut Transaction<'static, Any>,
-    table: &str,
-    key: &str,
-    column: &str,
-    rows: &[(i64, i64)],
-    updated_at: Option<i64>,
-) -> Result<(), sqlx::Error> {
-    let cases = (0..rows.len())
-        .map(|i| format!("WHEN ${} THEN ${}", 1 + 2 * i, 2 + 2 * i))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let keys = placeholders(2 * rows.len(), rows.len());
-    let stamp = if updated_at.is_some() {
-        format!(", updated_at = ${}", 3 * rows.len() + 1)
-    } else {
-        String::new()
-    };
-    let sql = format!(
-        "UPDATE {table} SET {column} = CASE {key} {cases} END{stamp} WHERE {key} IN ({keys})"
-    );
-    let mut q = sqlx::query(&sql);
-    for (k, v) in rows {
-        q = q.bind(*k).bind(*v);
-    }
-    for (k, _) in rows {
-        q = q.bind(*k);
-    }
-    if let Some(at) = updated_at {
-        q = q.bind(at);
-    }
-    q.execute(&mut **tx).await?;
-    Ok(())
+/// Locks the balance rows of `users` (in user order) and reads them.
+async fn lock_balances(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    users: &BTreeSet<i64>,
+) -> Result<HashMap<i64, i64>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT user_id, balance FROM balances WHERE user_id IN (SELECT r.value FROM {} r) \
+         ORDER BY user_id{}",
+        db.json_ints("$1"),
+        db.for_update()
+    ))
+    .bind(json!(users).to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 /// One ledger entry as the read routes show it.

@@ -1,0 +1,417 @@
+//! Operational behaviour: health and readiness, Redis as an optional helper, Prometheus metrics,
+//! unknown routes, secrets kept out of the settings dump, and graceful shutdown that keeps every
+//! acknowledged change.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{backends, ledger_facts, spawn_app, spawn_app_with, Backend, ADMIN_KEY};
+use points_engine::config::Settings;
+use serde_json::{json, Value};
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_200() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (status, body) = app.get("/healthz", &[]).await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert_eq!(body["status"], "ok", "{body}");
+        let (status, body) = app.get("/readyz", &[]).await;
+        assert_eq!(status, 200, "{backend:?}: {body}");
+        assert_eq!(body["status"], "ready", "{body}");
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn readyz_pings_a_configured_redis() {
+    let Some(redis_url) = std::env::var("TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("TEST_REDIS_URL not set: Redis readiness test skipped");
+        return;
+    };
+    let app = spawn_app_with(Backend::Sqlite, move |s| s.redis_url = Some(redis_url)).await;
+    let (status, body) = app.get("/readyz", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    app.handle.stop(true).await;
+}
+
+/// A Redis that is down: nothing listening, or a listener that accepts and never answers.
+#[derive(Debug, Clone, Copy)]
+enum DeadRedis {
+    Closed,
+    Silent,
+}
+
+/// Starts a loopback listener that accepts connections, holds them open and never answers.
+async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind silent listener");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+#[actix_web::test]
+async fn without_redis_the_server_starts_and_points_still_work() {
+    let mut cases: Vec<(Backend, DeadRedis)> = backends()
+        .into_iter()
+        .map(|b| (b, DeadRedis::Closed))
+        .collect();
+    cases.push((Backend::Sqlite, DeadRedis::Silent));
+    for (backend, dead) in cases {
+        let port = match dead {
+            DeadRedis::Closed => common::free_port(),
+            DeadRedis::Silent => silent_listener().await,
+        };
+        let started = Instant::now();
+        let app = spawn_app_with(backend, move |s| {
+            s.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        })
+        .await;
+        let start_up = started.elapsed();
+        assert!(
+            start_up < Duration::from_secs(10),
+            "{backend:?} {dead:?}: start-up took {start_up:?} with Redis down"
+        );
+
+        let (status, body) = app.get("/healthz", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        // Readiness answers promptly. Redis is optional: the database decides, and a Redis
+        // problem may only ever be reported as such.
+        let asked = Instant::now();
+        let (status, ready) = app.get("/readyz", &[]).await;
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{backend:?} {dead:?}: readyz took {:?}",
+            asked.elapsed()
+        );
+        match status {
+            200 => assert_eq!(ready["status"], "ready", "{ready}"),
+            503 => assert!(
+                ready["problems"].as_array().is_some_and(|p| p
+                    .iter()
+                    .all(|p| p.as_str().is_some_and(|p| p.starts_with("redis")))),
+                "{backend:?} {dead:?}: {ready}"
+            ),
+            other => panic!("{backend:?} {dead:?}: readyz answered {other}: {ready}"),
+        }
+
+        // Grants, deductions and reads work; the ledger in the database is the truth.
+        let (user, bearer) = app.login("no-redis").await;
+        for (i, amount) in [40, 25, -15].into_iter().enumerate() {
+            let body = app.change(&user, amount, Some(&format!("nr-{i}"))).await;
+            assert_eq!(body["status"], true, "{backend:?} {dead:?}: {body}");
+        }
+        assert_eq!(app.balance(&user).await, 50, "{backend:?} {dead:?}");
+        let (_, mine) = app
+            .post(
+                "/v2/user/points.json",
+                &[("Authorization", bearer.as_str())],
+                &json!({"app_id": "default", "user_id": user}),
+            )
+            .await;
+        assert_eq!(mine["data"]["points"], 50, "{backend:?} {dead:?}: {mine}");
+        let facts = ledger_facts(&app.database_url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(
+            (facts.balance, facts.entries),
+            (50, 3),
+            "{backend:?} {dead:?}"
+        );
+        eprintln!(
+            "{backend:?} {dead:?}: started in {start_up:?}, readyz {status} in {:?}",
+            asked.elapsed()
+        );
+        app.handle.stop(true).await;
+    }
+}
+
+/// The value of an unlabelled sample line `name value`.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (n, v) = line.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_pattern_and_show_the_ledger() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (user, _) = app.login("metrics").await;
+        let _ = app.login("metrics-2").await;
+        assert_eq!(app.change(&user, 5, Some("m-1")).await["status"], true);
+        let (status, _) = app.get("/no/such/route-xyz123", &[]).await;
+        assert_eq!(status, 404);
+
+        let res = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        assert_eq!(res.status().as_u16(), 200);
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        let text = res.text().await.expect("metrics body");
+
+        let login_line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("points_http_requests_total{")
+                    && l.contains(r#"route="/v2/user/login.json""#)
+            })
+            .unwrap_or_else(|| panic!("{backend:?}: no login requests counted:\n{text}"));
+        assert!(login_line.contains(r#"method="POST""#), "{login_line}");
+        assert!(login_line.contains(r#"status="200""#), "{login_line}");
+        assert!(
+            login_line.ends_with(" 2"),
+            "two logins counted: {login_line}"
+        );
+        assert!(
+            text.contains(r#"route="/core/point/update.json""#),
+            "{backend:?}:\n{text}"
+        );
+        assert!(text.contains("points_http_request_duration_seconds_bucket{"));
+        // Raw paths never become labels: unknown routes share one label.
+        assert!(
+            !text.contains("xyz123"),
+            "raw path used as a label:\n{text}"
+        );
+
+        for name in [
+            "points_ledger_batch_size",
+            "points_ledger_commit_seconds",
+            "points_ledger_queue_depth",
+        ] {
+            assert!(text.contains(name), "{backend:?}: {name} missing:\n{text}");
+        }
+        let batches = sample(&text, "points_ledger_batch_size_count").unwrap_or_default();
+        assert!(
+            batches >= 1.0,
+            "{backend:?}: no ledger batch observed:\n{text}"
+        );
+        let commits = sample(&text, "points_ledger_commit_seconds_count").unwrap_or_default();
+        assert!(commits >= 1.0, "{backend:?}: no commit timed:\n{text}");
+        assert_eq!(
+            sample(&text, "points_ledger_queue_depth"),
+            Some(0.0),
+            "idle queue"
+        );
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_answer_404_json() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for path in ["/nope", "/v2/user/nope.json", "/api/nope/", "/admin/nope"] {
+        let res = app.client.get(app.url(path)).send().await.expect("request");
+        assert_eq!(res.status().as_u16(), 404, "{path}");
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(content_type.contains("json"), "{path}: {content_type}");
+        let body: Value = res.json().await.expect("JSON body");
+        assert_eq!(body["error"], "NOT_FOUND", "{path}: {body}");
+    }
+    let (status, body) = app.post("/no/such/thing", &[], &json!({})).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "NOT_FOUND", "{body}");
+    app.handle.stop(true).await;
+}
+
+#[test]
+fn the_settings_dump_never_shows_a_secret() {
+    let cases = [
+        // Password in the user part of the URL.
+        "postgres://points:db-SECRET-pw@db.example:5432/points",
+        // Password as a connection parameter.
+        "postgres://points@db.example:5432/points?password=db-SECRET-pw&sslmode=require",
+        // A password with a character that should have been escaped: the URL does not parse.
+        "postgres://points:db-SECRET#pw@db.example:5432/points",
+    ];
+    for database_url in cases {
+        let settings = Settings {
+            database_url: database_url.into(),
+            redis_url: Some("redis://:redis-SECRET-pw@127.0.0.1:6379/0".into()),
+            admin_key: Some("admin-SECRET-key".into()),
+            gateway_secret: Some("gateway-SECRET-value".into()),
+            wechat_appid: Some("wx-public-appid".into()),
+            wechat_secret: Some("wx-SECRET-value".into()),
+            ..Settings::default()
+        };
+        for shown in [format!("{settings:?}"), format!("{settings:#?}")] {
+            assert!(!shown.contains("SECRET"), "{database_url}: {shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(
+                shown.contains("db.example"),
+                "the host stays visible: {shown}"
+            );
+            assert!(shown.contains("wx-public-appid"), "{shown}");
+        }
+    }
+
+    // The same through the environment variables.
+    let vars = std::collections::HashMap::from(
+        [
+            (
+                "DATABASE_URL",
+                "postgres://points:env-SECRET@localhost/points",
+            ),
+            ("REDIS_URL", "redis://default:env-SECRET@localhost:6379"),
+            ("POINTS_ADMIN_KEY", "env-SECRET-admin"),
+            ("POINTS_GATEWAY_SECRET", "env-SECRET-gateway"),
+            ("POINTS_WECHAT_SECRET", "env-SECRET-wx"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let settings = Settings::from_vars(&vars).expect("settings");
+    let shown = format!("{settings:?}");
+    assert!(!shown.contains("SECRET"), "{shown}");
+}
+
+/// Sends one admin grant of 1 point with idempotency key `key`; `Some(true)` when answered
+/// 200 with `status:true`, `Some(false)` for any other answer, `None` when no answer came.
+async fn grant(client: &reqwest::Client, address: &str, user: &str, key: &str) -> Option<bool> {
+    let res = client
+        .post(format!("{address}/core/point/update.json"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .header("Idempotency-Key", key)
+        .json(
+            &json!({"uuid": user, "amount": 1, "flag": "grant", "task_id": "shutdown",
+                      "expired_time": "2099-01-01 00:00:00"}),
+        )
+        .send()
+        .await
+        .ok()?;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.ok()?;
+    Some(status == 200 && body["status"] == true)
+}
+
+#[actix_web::test]
+async fn graceful_shutdown_keeps_every_acknowledged_grant() {
+    for backend in backends() {
+        // Arrange: a little linger, so changes wait in the ledger queue when the stop comes.
+        let app = spawn_app_with(backend, |s| {
+            s.ledger.linger = Duration::from_millis(10);
+        })
+        .await;
+        let (user, _) = app.login("shutdown").await;
+        let client = common::client();
+        let acked = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+
+        // Act: 200 concurrent grants; stop the server while they are in flight.
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (client, address, user) = (client.clone(), app.address.clone(), user.clone());
+                let (acked, finished) = (Arc::clone(&acked), Arc::clone(&finished));
+                tokio::spawn(async move {
+                    let key = format!("s-{i}");
+                    let answer = grant(&client, &address, &user, &key).await;
+                    if answer == Some(true) {
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    (key, answer)
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while acked.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let finished_at_stop = finished.load(Ordering::SeqCst);
+        app.handle.stop(true).await;
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("grant task"));
+        }
+
+        // Assert: every acknowledged grant is in the database, no refused one is, and the books
+        // add up.
+        let acked: HashSet<String> = answers
+            .iter()
+            .filter(|(_, a)| *a == Some(true))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let refused: HashSet<String> = answers
+            .iter()
+            .filter(|(_, a)| *a == Some(false))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let no_answer = answers.iter().filter(|(_, a)| a.is_none()).count();
+        eprintln!(
+            "{backend:?}: {} acknowledged, {} refused, {no_answer} without answer; {finished_at_stop} finished before the stop",
+            acked.len(),
+            refused.len()
+        );
+        assert!(!acked.is_empty(), "{backend:?}: nothing acknowledged");
+        assert!(
+            finished_at_stop < 200,
+            "{backend:?}: every grant finished before the stop; nothing was in flight"
+        );
+
+        let db = points_engine::db::Db::connect(&app.database_url, 2)
+            .await
+            .expect("db");
+        let stored: Vec<String> = sqlx::query_scalar(
+            "SELECT idem_key FROM ledger_entries WHERE idem_key LIKE 'core:s-%'",
+        )
+        .fetch_all(&db.read)
+        .await
+        .expect("keys");
+        db.write.close().await;
+        db.read.close().await;
+        let stored: HashSet<String> = stored
+            .into_iter()
+            .map(|k| k.trim_start_matches("core:").to_string())
+            .collect();
+        let lost: Vec<&String> = acked.difference(&stored).collect();
+        assert!(
+            lost.is_empty(),
+            "{backend:?}: {} acknowledged grants lost, e.g. {:?}",
+            lost.len(),
+            lost.first()
+        );
+        let refused_but_stored: Vec<&String> = refused.intersection(&stored).collect();
+        assert!(
+            refused_but_stored.is_empty(),
+            "{backend:?}: grants answered as failed were stored: {refused_but_stored:?}"
+        );
+        let facts = ledger_facts(&app.database_url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(facts.balance, stored.len() as i64, "{backend:?}");
+
+        // The stopped server takes no new requests.
+        let after = client.get(app.url("/healthz")).send().await;
+        assert!(
+            after.is_err(),
+            "{backend:?}: server still answers after stop"
+        );
+    }
+}
