@@ -1,4 +1,9 @@
 -- Apps, users, sessions and the points ledger. Times are epoch milliseconds (UTC).
+--
+-- The ledger tables (ledger_entries, credit_lots) carry no foreign keys: only the ledger writer
+-- inserts into them, always for users whose balance row (which does reference users) it has
+-- just locked, and a foreign-key check would take a share lock on the user's row for every
+-- entry, which costs the hot path more than it protects.
 
 CREATE TABLE apps (
     id          TEXT PRIMARY KEY,
@@ -45,7 +50,7 @@ CREATE TABLE balances (
 CREATE TABLE ledger_entries (
     id             INTEGER PRIMARY KEY AUTOINCREMENT,
     app_id         TEXT NOT NULL,
-    user_id        BIGINT NOT NULL REFERENCES users(id),
+    user_id        BIGINT NOT NULL,
     amount         BIGINT NOT NULL,
     kind           TEXT NOT NULL,
     idem_key       TEXT NOT NULL,
@@ -60,8 +65,8 @@ CREATE INDEX ledger_entries_user_time ON ledger_entries (user_id, created_at);
 
 CREATE TABLE credit_lots (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id     BIGINT NOT NULL REFERENCES users(id),
-    entry_id    BIGINT NOT NULL REFERENCES ledger_entries(id),
+    user_id     BIGINT NOT NULL,
+    entry_id    BIGINT NOT NULL,
     amount      BIGINT NOT NULL,
     remaining   BIGINT NOT NULL CHECK (remaining >= 0),
     expires_at  BIGINT,

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::clock::now_ms;
-use crate::db::{Col, Db};
+use crate::db::{Col, Db, Dialect};
 
 /// The ledger's storage, shared by the ledger actor and the read routes.
 #[derive(Clone, Debug)]
@@ -162,139 +162,98 @@ async fn commit_batch(
 
     let plan = plan_batch(batch, balances, lots, &stored, counters);
 
-    // Entries, in batch order; their ids come back with their keys.
-    let mut entry_ids: Vec<i64> = Vec::with_capacity(plan.entries.len());
-    if !plan.entries.is_empty() {
-        let rows: Vec<Value> = plan
-            .entries
-            .iter()
-            .map(|entry| {
-                let c = &batch[entry.change_index];
-                json!({
-                    "app_id": c.app_id, "user_id": c.user_id, "amount": c.amount, "kind": c.kind,
-                    "idem_key": c.idem_key, "reference": c.reference, "description": c.description,
-                    "expires_at": if c.amount > 0 { c.expires_at } else { None },
-                    "balance_after": entry.balance_after,
-                })
-            })
-            .collect();
-        let source = db.json_records(
-            "$1",
-            &[
-                ("app_id", Col::Text),
-                ("user_id", Col::Int),
-                ("amount", Col::Int),
-                ("kind", Col::Text),
-                ("idem_key", Col::Text),
-                ("reference", Col::Text),
-                ("description", Col::Text),
-                ("expires_at", Col::Int),
-                ("balance_after", Col::Int),
-            ],
-        );
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
-             description, expires_at, balance_after, created_at) \
-             SELECT r.app_id, r.user_id, r.amount, r.kind, r.idem_key, r.reference, r.description, \
-             r.expires_at, r.balance_after, $2 FROM {source} r RETURNING app_id, idem_key, id"
-        ))
-        .bind(Value::Array(rows).to_string())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(inserted.len());
-        for row in inserted {
-            ids.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
-        }
-        for entry in &plan.entries {
+    // The writes, each as one JSON array. Postgres applies them in one statement (data-modifying
+    // CTEs), saving round trips on the commit path; SQLite, in process, runs one per table.
+    let entries: Vec<Value> = plan
+        .entries
+        .iter()
+        .map(|entry| {
             let c = &batch[entry.change_index];
-            let id = ids
-                .get(&(c.app_id.clone(), c.idem_key.clone()))
-                .copied()
-                .ok_or_else(|| sqlx::Error::Protocol("inserted entry id missing".into()))?;
-            entry_ids.push(id);
-        }
-    }
-
-    // New credit lots, one per credit of the batch.
-    if !plan.new_lots.is_empty() {
-        let rows: Vec<Value> = plan
-            .new_lots
-            .iter()
-            .map(|(user, lot)| {
-                let index = lot.entry_index.unwrap_or_default();
-                let change = &batch[plan.entries[index].change_index];
-                json!({
-                    "user_id": user, "entry_id": entry_ids[index], "amount": change.amount,
-                    "remaining": lot.remaining, "expires_at": lot.expires_at,
-                })
+            json!({
+                "app_id": c.app_id, "user_id": c.user_id, "amount": c.amount, "kind": c.kind,
+                "idem_key": c.idem_key, "reference": c.reference, "description": c.description,
+                "expires_at": if c.amount > 0 { c.expires_at } else { None },
+                "balance_after": entry.balance_after,
             })
-            .collect();
-        let source = db.json_records(
-            "$1",
-            &[
-                ("user_id", Col::Int),
-                ("entry_id", Col::Int),
-                ("amount", Col::Int),
-                ("remaining", Col::Int),
-                ("expires_at", Col::Int),
-            ],
-        );
-        sqlx::query(&format!(
-            "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) \
-             SELECT r.user_id, r.entry_id, r.amount, r.remaining, r.expires_at, $2 FROM {source} r"
-        ))
-        .bind(Value::Array(rows).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        })
+        .collect();
+    let new_lots: Vec<Value> = plan
+        .new_lots
+        .iter()
+        .map(|(user, lot)| {
+            let change = &batch[plan.entries[lot.entry_index.unwrap_or_default()].change_index];
+            json!({
+                "user_id": user, "app_id": change.app_id, "idem_key": change.idem_key,
+                "amount": change.amount, "remaining": lot.remaining, "expires_at": lot.expires_at,
+            })
+        })
+        .collect();
+    let lot_updates: Vec<Value> = plan
+        .lot_updates
+        .iter()
+        .map(|(id, remaining)| json!({"id": id, "remaining": remaining}))
+        .collect();
+    let balance_rows: Vec<Value> = plan
+        .balances
+        .iter()
+        .map(|(user, balance)| json!({"user_id": user, "balance": balance}))
+        .collect();
+    let counter_rows: Vec<Value> = plan
+        .counter_updates
+        .iter()
+        .map(|(key, count)| json!({"counter_key": key, "count": count}))
+        .collect();
+    let params = [entries, new_lots, lot_updates, balance_rows, counter_rows]
+        .map(|rows| Value::Array(rows).to_string());
+    let sql = WriteSql::new(db);
+    let inserted = match db.dialect {
+        Dialect::Postgres => {
+            let statement = format!(
+                "WITH e AS ({}), l AS ({}), u AS ({}), b AS ({}), c AS ({}) \
+                 SELECT app_id, idem_key, id FROM e",
+                sql.entries, sql.lots_after_cte, sql.lot_updates, sql.balances, sql.counters
+            );
+            let mut q = sqlx::query(&statement);
+            for p in &params {
+                q = q.bind(p.as_str());
+            }
+            q.bind(now).fetch_all(&mut *tx).await?
+        }
+        Dialect::Sqlite => {
+            // Every statement gets all six values: SQLite finds `$n` by its number.
+            macro_rules! bind_all {
+                ($statement:expr) => {{
+                    let mut q = sqlx::query($statement);
+                    for p in &params {
+                        q = q.bind(p.as_str());
+                    }
+                    q.bind(now)
+                }};
+            }
+            let rows = bind_all!(&sql.entries).fetch_all(&mut *tx).await?;
+            for statement in [
+                &sql.lots_after_table,
+                &sql.lot_updates,
+                &sql.balances,
+                &sql.counters,
+            ] {
+                bind_all!(statement.as_str()).execute(&mut *tx).await?;
+            }
+            rows
+        }
+    };
+    let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(inserted.len());
+    for row in inserted {
+        ids.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
     }
-
-    if !plan.lot_updates.is_empty() {
-        let rows: Vec<Value> = plan
-            .lot_updates
-            .iter()
-            .map(|(id, remaining)| json!({"id": id, "remaining": remaining}))
-            .collect();
-        let source = db.json_records("$1", &[("id", Col::Int), ("remaining", Col::Int)]);
-        sqlx::query(&format!(
-            "UPDATE credit_lots SET remaining = r.remaining FROM {source} r WHERE credit_lots.id = r.id"
-        ))
-        .bind(Value::Array(rows).to_string())
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !plan.balances.is_empty() {
-        let rows: Vec<Value> = plan
-            .balances
-            .iter()
-            .map(|(user, balance)| json!({"user_id": user, "balance": balance}))
-            .collect();
-        let source = db.json_records("$1", &[("user_id", Col::Int), ("balance", Col::Int)]);
-        sqlx::query(&format!(
-            "UPDATE balances SET balance = r.balance, updated_at = $2 FROM {source} r \
-             WHERE balances.user_id = r.user_id"
-        ))
-        .bind(Value::Array(rows).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !plan.counter_updates.is_empty() {
-        let rows: Vec<Value> = plan
-            .counter_updates
-            .iter()
-            .map(|(key, count)| json!({"counter_key": key, "count": count}))
-            .collect();
-        let source = db.json_records("$1", &[("counter_key", Col::Text), ("count", Col::Int)]);
-        sqlx::query(&format!(
-            "UPDATE ledger_counters SET count = r.count, updated_at = $2 FROM {source} r \
-             WHERE ledger_counters.counter_key = r.counter_key"
-        ))
-        .bind(Value::Array(rows).to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let mut entry_ids: Vec<i64> = Vec::with_capacity(plan.entries.len());
+    for entry in &plan.entries {
+        let c = &batch[entry.change_index];
+        let id = ids
+            .get(&(c.app_id.clone(), c.idem_key.clone()))
+            .copied()
+            .ok_or_else(|| sqlx::Error::Protocol("inserted entry id missing".into()))?;
+        entry_ids.push(id);
     }
 
     tx.commit().await?;
@@ -318,6 +277,81 @@ async fn commit_batch(
             Err(e) => Err(e.clone()),
         })
         .collect())
+}
+
+/// The write statements of a batch. Parameters: `$1` entries, `$2` new lots, `$3` lot updates,
+/// `$4` balances, `$5` counters (JSON arrays), `$6` the commit time.
+struct WriteSql {
+    entries: String,
+    /// New lots joined to the entries of the same statement's `e` CTE (Postgres).
+    lots_after_cte: String,
+    /// New lots joined to the entries table, once the entries are inserted (SQLite).
+    lots_after_table: String,
+    lot_updates: String,
+    balances: String,
+    counters: String,
+}
+
+impl WriteSql {
+    fn new(db: &Db) -> Self {
+        let entries = db.json_records(
+            "$1",
+            &[
+                ("app_id", Col::Text),
+                ("user_id", Col::Int),
+                ("amount", Col::Int),
+                ("kind", Col::Text),
+                ("idem_key", Col::Text),
+                ("reference", Col::Text),
+                ("description", Col::Text),
+                ("expires_at", Col::Int),
+                ("balance_after", Col::Int),
+            ],
+        );
+        let lots = db.json_records(
+            "$2",
+            &[
+                ("user_id", Col::Int),
+                ("app_id", Col::Text),
+                ("idem_key", Col::Text),
+                ("amount", Col::Int),
+                ("remaining", Col::Int),
+                ("expires_at", Col::Int),
+            ],
+        );
+        let lots_from = |entries: &str| {
+            format!(
+                "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) \
+                 SELECT r.user_id, x.id, r.amount, r.remaining, r.expires_at, $6 FROM {lots} r \
+                 JOIN {entries} x ON x.idem_key = r.idem_key AND x.app_id = r.app_id"
+            )
+        };
+        WriteSql {
+            entries: format!(
+                "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
+                 description, expires_at, balance_after, created_at) \
+                 SELECT r.app_id, r.user_id, r.amount, r.kind, r.idem_key, r.reference, \
+                 r.description, r.expires_at, r.balance_after, $6 FROM {entries} r \
+                 RETURNING app_id, idem_key, id"
+            ),
+            lots_after_cte: lots_from("e"),
+            lots_after_table: lots_from("ledger_entries"),
+            lot_updates: format!(
+                "UPDATE credit_lots SET remaining = r.remaining FROM {} r WHERE credit_lots.id = r.id",
+                db.json_records("$3", &[("id", Col::Int), ("remaining", Col::Int)])
+            ),
+            balances: format!(
+                "UPDATE balances SET balance = r.balance, updated_at = $6 FROM {} r \
+                 WHERE balances.user_id = r.user_id",
+                db.json_records("$4", &[("user_id", Col::Int), ("balance", Col::Int)])
+            ),
+            counters: format!(
+                "UPDATE ledger_counters SET count = r.count, updated_at = $6 FROM {} r \
+                 WHERE ledger_counters.counter_key = r.counter_key",
+                db.json_records("$5", &[("counter_key", Col::Text), ("count", Col::Int)])
+            ),
+        }
+    }
 }
 
 /// Locks the balance rows of `users` (in user order) and reads them.
