@@ -23,9 +23,6 @@ use crate::metrics::Metrics;
 use crate::state::{AppState, Caches};
 use crate::store::Stores;
 
-/// Longest wait for Redis to connect or answer; Redis is optional, so it is kept short.
-const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -106,26 +103,15 @@ impl Application {
         });
 
         let redis = match &settings.redis_url {
-            Some(url) => match redis::Client::open(url.as_str()) {
-                // One attempt at start-up (the library's default backoff keeps retrying for
-                // minutes) and short timeouts, so a dead Redis never stalls start-up or a request.
-                Ok(client) => match redis::aio::ConnectionManager::new_with_config(
-                    client,
-                    redis::aio::ConnectionManagerConfig::new()
-                        .set_number_of_retries(0)
-                        .set_connection_timeout(REDIS_TIMEOUT)
-                        .set_response_timeout(REDIS_TIMEOUT),
-                )
-                .await
-                {
-                    Ok(conn) => Some(conn),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Redis unreachable at start-up; running without it");
-                        None
-                    }
-                },
-                Err(e) => anyhow::bail!("REDIS_URL is invalid: {e}"),
-            },
+            Some(url) => {
+                let client = redis::Client::open(url.as_str())
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is invalid: {e}"))?;
+                let redis = crate::state::Redis::new(client);
+                if let Err(e) = redis.ping().await {
+                    tracing::warn!(error = %e, "Redis unreachable at start-up; will retry when used");
+                }
+                Some(redis)
+            }
             None => None,
         };
 

@@ -23,7 +23,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub caches: Caches,
-    pub redis: Option<redis::aio::ConnectionManager>,
+    pub redis: Option<Redis>,
 }
 
 impl AppState {
@@ -109,5 +109,51 @@ impl Default for Caches {
             apps: TtlCache::new(APP_CACHE_TTL, CACHE_ENTRIES_MAX),
             users: TtlCache::new(USER_CACHE_TTL, CACHE_ENTRIES_MAX),
         }
+    }
+}
+
+/// How long a Redis connect or command may take before it counts as down.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The optional Redis connection. It is made on first use and made again after a failure, so a
+/// Redis that was down at start-up is picked up once it is back; it never blocks start-up for
+/// longer than [`REDIS_TIMEOUT`].
+pub struct Redis {
+    client: redis::Client,
+    // A tokio Mutex: connecting awaits, and only one caller should connect at a time.
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+}
+
+impl Redis {
+    pub fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A connection, connecting first if there is none.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        // One attempt (the library's default backoff keeps retrying for minutes) with short
+        // timeouts: the next use tries again.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(REDIS_TIMEOUT)
+            .set_response_timeout(REDIS_TIMEOUT);
+        let conn =
+            redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Round trip to Redis.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
     }
 }

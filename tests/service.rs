@@ -40,6 +40,7 @@ async fn readyz_pings_a_configured_redis() {
     let (status, body) = app.get("/readyz", &[]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ready", "{body}");
+    assert_eq!(body["redis"], "ok", "{body}");
     app.handle.stop(true).await;
 }
 
@@ -99,16 +100,15 @@ async fn without_redis_the_server_starts_and_points_still_work() {
             "{backend:?} {dead:?}: readyz took {:?}",
             asked.elapsed()
         );
-        match status {
-            200 => assert_eq!(ready["status"], "ready", "{ready}"),
-            503 => assert!(
-                ready["problems"].as_array().is_some_and(|p| p
-                    .iter()
-                    .all(|p| p.as_str().is_some_and(|p| p.starts_with("redis")))),
-                "{backend:?} {dead:?}: {ready}"
-            ),
-            other => panic!("{backend:?} {dead:?}: readyz answered {other}: {ready}"),
-        }
+        // Redis is optional: the node stays ready and says Redis is down.
+        assert_eq!(status, 200, "{backend:?} {dead:?}: {ready}");
+        assert_eq!(ready["status"], "ready", "{ready}");
+        assert!(
+            ready["redis"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("down")),
+            "{backend:?} {dead:?}: {ready}"
+        );
 
         // Grants, deductions and reads work; the ledger in the database is the truth.
         let (user, bearer) = app.login("no-redis").await;
