@@ -228,3 +228,41 @@ pub fn row_placeholders(offset: usize, rows: usize, width: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn unknown_schemes_and_memory_databases_are_refused_clearly() {
+        let err = Db::connect("mysql://localhost/points", 2)
+            .await
+            .expect_err("mysql is not supported");
+        assert!(
+            err.to_string().contains("\"mysql\" is not supported"),
+            "{err}"
+        );
+        let err = Db::connect("sqlite::memory:", 2)
+            .await
+            .expect_err("memory databases lose every change");
+        assert!(err.to_string().contains("file path"), "{err}");
+    }
+
+    #[actix_web::test]
+    async fn a_sqlite_file_and_its_folder_are_created_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested/deeper/points.db");
+        let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .expect("connect");
+        db.migrate().await.expect("migrate");
+        assert!(path.exists());
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&db.write)
+            .await
+            .expect("journal mode");
+        assert_eq!(mode, "wal");
+        // Migrating again is a no-op.
+        db.migrate().await.expect("migrate twice");
+    }
+}

@@ -433,3 +433,58 @@ async fn a_full_ledger_queue_answers_busy_and_commits_nothing_of_the_refused() {
         app.handle.stop(true).await;
     }
 }
+
+#[actix_web::test]
+async fn two_processes_given_the_same_keys_apply_each_once() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let (url, _dir) = common::fresh_database(Backend::Postgres).await;
+    let a = spawn_process(&url, &[]).await;
+    let b = spawn_process(&url, &[]).await;
+    let client = common::client();
+    let login: Value = client
+        .post(format!("{}/v2/user/login.json", a.address))
+        .json(&json!({"auth_code": "twice"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("body");
+    let user = login["data"]["user_id"].as_str().expect("user").to_string();
+
+    // Every key goes to both processes at once.
+    let tasks = (0..200).map(|i| {
+        let client = client.clone();
+        let address = if i % 2 == 0 {
+            a.address.clone()
+        } else {
+            b.address.clone()
+        };
+        let user = user.clone();
+        async move {
+            let body: Value = client
+                .post(format!("{address}/core/point/update.json"))
+                .header("X-Admin-Key", ADMIN_KEY)
+                .header("Idempotency-Key", format!("shared-{}", i / 2))
+                .json(&json!({"uuid": user, "amount": 3, "expired_time": "2099-01-01 00:00:00"}))
+                .send()
+                .await
+                .expect("grant")
+                .json()
+                .await
+                .expect("grant body");
+            body
+        }
+    });
+    let results = join_all(tasks).await;
+    assert!(
+        results.iter().all(|b| b["status"] == true),
+        "every call is acknowledged"
+    );
+    let facts = ledger_facts(&url, &user).await;
+    facts.assert_conserved();
+    assert_eq!(facts.entries, 100, "one entry per key");
+    assert_eq!(facts.balance, 300);
+}

@@ -51,9 +51,10 @@ async fn commit_batch(
     let mut tx = db.write.begin().await?;
     let users: BTreeSet<i64> = batch.iter().map(|c| c.user_id).collect();
 
-    // Balance rows: lock the existing ones in user order; create and lock the missing ones
-    // (a user's first change) in a second step, so a batch of known users costs one statement.
-    let mut balances = lock_balances(db, &mut tx, &users).await?;
+    // Balance rows: lock the existing ones in user order and read the stored idempotency keys;
+    // then create and lock the missing balance rows (a user's first change).
+    let keys: BTreeSet<&str> = batch.iter().map(|c| c.idem_key.as_str()).collect();
+    let (mut balances, stored) = lock_and_read_keys(db, &mut tx, &users, &keys).await?;
     let missing: BTreeSet<i64> = users
         .iter()
         .filter(|u| !balances.contains_key(u))
@@ -70,37 +71,6 @@ async fn commit_batch(
         .execute(&mut *tx)
         .await?;
         balances.extend(lock_balances(db, &mut tx, &missing).await?);
-    }
-
-    // Stored idempotency keys, read after the locks so a concurrent commit of the same key by
-    // another process is already visible.
-    let keys: BTreeSet<&str> = batch.iter().map(|c| c.idem_key.as_str()).collect();
-    let rows = sqlx::query(&format!(
-        "SELECT app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at \
-         FROM ledger_entries WHERE idem_key IN (SELECT r.value FROM {} r)",
-        db.json_texts("$1")
-    ))
-    .bind(json!(keys).to_string())
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut stored: HashMap<(String, String), StoredEntry> = HashMap::new();
-    for row in rows {
-        let amount: i64 = row.try_get(3)?;
-        stored.insert(
-            (row.try_get(0)?, row.try_get(1)?),
-            StoredEntry {
-                user_id: row.try_get(2)?,
-                amount,
-                kind: row.try_get(4)?,
-                reference: row.try_get(5)?,
-                outcome: Outcome {
-                    entry_id: row.try_get(6)?,
-                    balance_after: row.try_get(7)?,
-                    amount,
-                    created_at: row.try_get(8)?,
-                },
-            },
-        );
     }
 
     // Open credit lots of the users who spend in this batch.
@@ -350,6 +320,102 @@ impl WriteSql {
                  WHERE ledger_counters.counter_key = r.counter_key",
                 db.json_records("$5", &[("counter_key", Col::Text), ("count", Col::Int)])
             ),
+        }
+    }
+}
+
+/// The columns of a stored entry that replays and conflicts are judged on.
+const STORED_ENTRY_COLUMNS: &str =
+    "app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at";
+
+fn stored_entry(
+    row: &sqlx::any::AnyRow,
+    at: usize,
+) -> Result<((String, String), StoredEntry), sqlx::Error> {
+    let amount: i64 = row.try_get(at + 3)?;
+    Ok((
+        (row.try_get(at)?, row.try_get(at + 1)?),
+        StoredEntry {
+            user_id: row.try_get(at + 2)?,
+            amount,
+            kind: row.try_get(at + 4)?,
+            reference: row.try_get(at + 5)?,
+            outcome: Outcome {
+                entry_id: row.try_get(at + 6)?,
+                balance_after: row.try_get(at + 7)?,
+                amount,
+                created_at: row.try_get(at + 8)?,
+            },
+        },
+    ))
+}
+
+type StoredKeys = HashMap<(String, String), StoredEntry>;
+
+/// Locks the existing balance rows of `users` in user order and reads the entries already
+/// stored under `keys`.
+///
+/// On Postgres both happen in one statement, saving a round trip on the commit path. Its key read
+/// uses the statement's snapshot, taken before any lock wait: if another process commits one of
+/// these keys while this batch waits for its lock, the key is missed here, the insert then hits
+/// the unique index, and the batch fails and is tried again, when the key is visible. On SQLite
+/// (one writer, in process) the key read simply follows the locks.
+async fn lock_and_read_keys(
+    db: &Db,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    users: &BTreeSet<i64>,
+    keys: &BTreeSet<&str>,
+) -> Result<(HashMap<i64, i64>, StoredKeys), sqlx::Error> {
+    let keys_json = json!(keys).to_string();
+    match db.dialect {
+        Dialect::Postgres => {
+            let statement = format!(
+                "WITH locked AS (SELECT user_id, balance FROM balances \
+                 WHERE user_id IN (SELECT r.value FROM {} r) ORDER BY user_id FOR UPDATE) \
+                 SELECT user_id, balance, CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+                 CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+                 CAST(NULL AS BIGINT), CAST(NULL AS BIGINT) FROM locked \
+                 UNION ALL SELECT CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), {STORED_ENTRY_COLUMNS} \
+                 FROM ledger_entries WHERE idem_key IN (SELECT r.value FROM {} r)",
+                db.json_ints("$1"),
+                db.json_texts("$2")
+            );
+            let rows = sqlx::query(&statement)
+                .bind(json!(users).to_string())
+                .bind(keys_json)
+                .fetch_all(&mut **tx)
+                .await?;
+            let mut balances = HashMap::new();
+            let mut stored = HashMap::new();
+            for row in rows {
+                match row.try_get::<Option<i64>, _>(0)? {
+                    Some(user) => {
+                        balances.insert(user, row.try_get(1)?);
+                    }
+                    None => {
+                        let (key, entry) = stored_entry(&row, 2)?;
+                        stored.insert(key, entry);
+                    }
+                }
+            }
+            Ok((balances, stored))
+        }
+        Dialect::Sqlite => {
+            let balances = lock_balances(db, tx, users).await?;
+            let key_query = format!(
+                "SELECT {STORED_ENTRY_COLUMNS} FROM ledger_entries WHERE idem_key IN (SELECT r.value FROM {} r)",
+                db.json_texts("$2")
+            );
+            let rows = sqlx::query(&key_query)
+                .bind(Option::<String>::None)
+                .bind(keys_json)
+                .fetch_all(&mut **tx)
+                .await?;
+            let stored = rows
+                .iter()
+                .map(|row| stored_entry(row, 0))
+                .collect::<Result<_, _>>()?;
+            Ok((balances, stored))
         }
     }
 }
