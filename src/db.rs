@@ -213,22 +213,6 @@ impl Db {
     }
 }
 
-/// `$1, $2, ...` placeholders for `n` values starting after `offset` bound values.
-pub fn placeholders(offset: usize, n: usize) -> String {
-    (offset + 1..=offset + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Row tuples `($1, $2), ($3, $4), ...` for `rows` rows of `width` values after `offset`.
-pub fn row_placeholders(offset: usize, rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(offset + r * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

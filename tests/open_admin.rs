@@ -1196,7 +1196,7 @@ async fn the_openapi_document_lists_every_route_and_the_server_serves_each() {
         );
         assert_eq!(
             app.get("/readyz", &[]).await,
-            (200, json!({"status": "ready"}))
+            (200, json!({"status": "ready", "redis": "not configured"}))
         );
         let metrics = app
             .client

@@ -1,13 +1,16 @@
 //! The points ledger in SQL: the batch commit behind the ledger actor, the expiry job, and the
 //! read side (balance, history, expiring points).
 //!
-//! A batch is one transaction: make sure every user has a balance row, lock those rows in user
-//! order (`FOR UPDATE` on Postgres; SQLite's single writer needs no lock), read the stored
-//! idempotency keys, open credit lots and counters, let [`plan_batch`] decide every change in
-//! memory, then write entries, lots, balances and counters with multi-row statements and commit.
+//! A batch is one transaction: lock the users' balance rows in user order (`FOR UPDATE` on
+//! Postgres; SQLite's single writer needs no lock) and read the entries already stored under the
+//! batch's idempotency keys, create the balance rows of first-time users, read the open credit
+//! lots of spenders and the counters the batch's limits name, let [`plan_batch`] decide every
+//! change in memory, then write entries, lots, balances and counters, and commit. On Postgres the
+//! locks and the key read are one statement and all writes another, so a batch of known users
+//! costs five round trips whatever its size.
 //!
-//! Every statement takes its rows as one JSON parameter, so its text is the same whatever the
-//! batch size: the database parses and plans it once per connection instead of once per batch.
+//! Every statement takes its rows as JSON parameters, so its text is the same whatever the batch
+//! size: the database parses and plans it once per connection instead of once per batch.
 //! The `CHECK (balance >= 0)` and the unique `(idem_key, app_id)` index guard the invariants even
 //! if two processes get here at once.
 
