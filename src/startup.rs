@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, Arbiter};
+use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -96,11 +96,11 @@ impl Application {
             ..settings.ledger
         };
         let ledger_metrics = metrics.ledger.clone();
-        // The ledger runs on its own thread so a busy HTTP worker never delays a commit.
-        let arbiter = Arbiter::new();
-        let ledger = LedgerActor::start_in_arbiter(&arbiter.handle(), move |_| {
-            LedgerActor::new(ledger_store, limits, Some(ledger_metrics))
-        });
+        // The ledger runs on the system arbiter (the thread that runs `main`), which otherwise
+        // only accepts connections: HTTP workers have threads of their own, so a busy worker
+        // never delays a commit. On a graceful stop the ledger outlives the workers and is
+        // drained last.
+        let ledger = LedgerActor::new(ledger_store, limits, Some(ledger_metrics)).start();
 
         let redis = match &settings.redis_url {
             Some(url) => {

@@ -488,3 +488,86 @@ async fn two_processes_given_the_same_keys_apply_each_once() {
     assert_eq!(facts.entries, 100, "one entry per key");
     assert_eq!(facts.balance, 300);
 }
+
+#[actix_web::test]
+async fn sigterm_during_load_drains_and_exits_cleanly() {
+    let (url, _dir) = common::fresh_database(Backend::Sqlite).await;
+    let mut server = spawn_process(&url, &[]).await;
+    let address = server.address.clone();
+    let client = common::client();
+    let login: Value = client
+        .post(format!("{address}/v2/user/login.json"))
+        .json(&json!({"auth_code": "term"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    let user = login["data"]["user_id"].as_str().expect("user").to_string();
+
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let workers: Vec<_> = (0..16)
+        .map(|w| {
+            let (client, address, user, acked) =
+                (client.clone(), address.clone(), user.clone(), Arc::clone(&acked));
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let key = format!("t-{w}-{i}");
+                    let Ok(res) = client
+                        .post(format!("{address}/core/point/update.json"))
+                        .header("X-Admin-Key", ADMIN_KEY)
+                        .header("Idempotency-Key", &key)
+                        .json(&json!({"uuid": user, "amount": 1, "expired_time": "2099-01-01 00:00:00"}))
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    let Ok(body) = res.json::<Value>().await else { break };
+                    if body["status"] == true {
+                        acked.lock().expect("lock").push(key);
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().expect("lock").len() < 200 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let pid = server.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || server.child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    for w in workers {
+        let _ = w.await;
+    }
+    assert!(exit.success(), "the server exits 0 after SIGTERM: {exit:?}");
+
+    let acked: HashSet<String> = acked
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|k| format!("core:{k}"))
+        .collect();
+    let db = points_engine::db::Db::connect(&url, 2).await.expect("db");
+    let stored: HashSet<String> = sqlx::query_scalar::<_, String>(
+        "SELECT idem_key FROM ledger_entries WHERE idem_key LIKE 'core:t-%'",
+    )
+    .fetch_all(&db.read)
+    .await
+    .expect("keys")
+    .into_iter()
+    .collect();
+    assert!(
+        acked.is_subset(&stored),
+        "an acknowledged grant is missing after SIGTERM"
+    );
+    ledger_facts(&url, &user).await.assert_conserved();
+}
