@@ -212,51 +212,12 @@ async fn a_server_killed_during_load_keeps_every_acknowledged_change() {
         let mut server = spawn_process(&url, &[]).await;
         let address = server.address.clone();
         let client = common::client();
-        let login: Value = client
-            .post(format!("{address}/v2/user/login.json"))
-            .json(&json!({"auth_code": "victim"}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login body");
-        let user = login["data"]["user_id"].as_str().expect("user").to_string();
+        let user = common::login_at(&client, &address, "victim").await;
 
-        // 32 clients grant as fast as they can; the server is killed while they do.
-        let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let workers: Vec<_> = (0..32)
-            .map(|w| {
-                let client = client.clone();
-                let address = address.clone();
-                let user = user.clone();
-                let acked = Arc::clone(&acked);
-                tokio::spawn(async move {
-                    for i in 0..10_000 {
-                        let key = format!("k-{w}-{i}");
-                        let res = client
-                            .post(format!("{address}/core/point/update.json"))
-                            .header("X-Admin-Key", ADMIN_KEY)
-                            .header("Idempotency-Key", &key)
-                            .json(&json!({"uuid": user, "amount": 1, "flag": "grant", "expired_time": "2099-01-01 00:00:00"}))
-                            .send()
-                            .await;
-                        let Ok(res) = res else { break };
-                        let Ok(body) = res.json::<Value>().await else { break };
-                        if body["status"] == true {
-                            acked.lock().expect("lock").push(key);
-                        }
-                    }
-                })
-            })
-            .collect();
-        // Kill once a good number of grants were acknowledged.
-        loop {
-            if acked.lock().expect("lock").len() >= 300 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        // 32 clients grant as fast as they can; the server is killed once 300 grants are
+        // acknowledged.
+        let (workers, acked) = grant_until_stopped(&client, &address, &user, 32, "k");
+        wait_for_acks(&acked, 300).await;
         server.kill();
         for w in workers {
             let _ = w.await;
@@ -314,26 +275,10 @@ async fn two_processes_on_one_postgres_never_overdraw() {
     let a = spawn_process(&url, &[]).await;
     let b = spawn_process(&url, &[]).await;
     let client = common::client();
-    let login: Value = client
-        .post(format!("{}/v2/user/login.json", a.address))
-        .json(&json!({"auth_code": "shared"}))
-        .send()
+    let user = common::login_at(&client, &a.address, "shared").await;
+    let seed = common::change_at(&client, &a.address, &user, 1000, None)
         .await
-        .expect("login")
-        .json()
-        .await
-        .expect("body");
-    let user = login["data"]["user_id"].as_str().expect("user").to_string();
-    let seed: Value = client
-        .post(format!("{}/core/point/update.json", a.address))
-        .header("X-Admin-Key", ADMIN_KEY)
-        .json(&json!({"uuid": user, "amount": 1000, "expired_time": "2099-01-01 00:00:00"}))
-        .send()
-        .await
-        .expect("seed")
-        .json()
-        .await
-        .expect("seed body");
+        .expect("seed");
     assert_eq!(seed["status"], true, "{seed}");
 
     // 400 deductions of 7 split over both processes: at most 142 can succeed.
@@ -346,18 +291,9 @@ async fn two_processes_on_one_postgres_never_overdraw() {
         };
         let user = user.clone();
         async move {
-            let body: Value = client
-                .post(format!("{address}/core/point/update.json"))
-                .header("X-Admin-Key", ADMIN_KEY)
-                .header("Idempotency-Key", format!("d-{i}"))
-                .json(&json!({"uuid": user, "amount": -7}))
-                .send()
+            common::change_at(&client, &address, &user, -7, Some(&format!("d-{i}")))
                 .await
                 .expect("deduct")
-                .json()
-                .await
-                .expect("deduct body");
-            body
         }
     });
     let results = join_all(tasks).await;
@@ -443,16 +379,7 @@ async fn two_processes_given_the_same_keys_apply_each_once() {
     let a = spawn_process(&url, &[]).await;
     let b = spawn_process(&url, &[]).await;
     let client = common::client();
-    let login: Value = client
-        .post(format!("{}/v2/user/login.json", a.address))
-        .json(&json!({"auth_code": "twice"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("body");
-    let user = login["data"]["user_id"].as_str().expect("user").to_string();
+    let user = common::login_at(&client, &a.address, "twice").await;
 
     // Every key goes to both processes at once.
     let tasks = (0..200).map(|i| {
@@ -464,18 +391,15 @@ async fn two_processes_given_the_same_keys_apply_each_once() {
         };
         let user = user.clone();
         async move {
-            let body: Value = client
-                .post(format!("{address}/core/point/update.json"))
-                .header("X-Admin-Key", ADMIN_KEY)
-                .header("Idempotency-Key", format!("shared-{}", i / 2))
-                .json(&json!({"uuid": user, "amount": 3, "expired_time": "2099-01-01 00:00:00"}))
-                .send()
-                .await
-                .expect("grant")
-                .json()
-                .await
-                .expect("grant body");
-            body
+            common::change_at(
+                &client,
+                &address,
+                &user,
+                3,
+                Some(&format!("shared-{}", i / 2)),
+            )
+            .await
+            .expect("grant")
         }
     });
     let results = join_all(tasks).await;
@@ -495,46 +419,10 @@ async fn sigterm_during_load_drains_and_exits_cleanly() {
     let mut server = spawn_process(&url, &[]).await;
     let address = server.address.clone();
     let client = common::client();
-    let login: Value = client
-        .post(format!("{address}/v2/user/login.json"))
-        .json(&json!({"auth_code": "term"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login body");
-    let user = login["data"]["user_id"].as_str().expect("user").to_string();
+    let user = common::login_at(&client, &address, "term").await;
 
-    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let workers: Vec<_> = (0..16)
-        .map(|w| {
-            let (client, address, user, acked) =
-                (client.clone(), address.clone(), user.clone(), Arc::clone(&acked));
-            tokio::spawn(async move {
-                for i in 0..10_000 {
-                    let key = format!("t-{w}-{i}");
-                    let Ok(res) = client
-                        .post(format!("{address}/core/point/update.json"))
-                        .header("X-Admin-Key", ADMIN_KEY)
-                        .header("Idempotency-Key", &key)
-                        .json(&json!({"uuid": user, "amount": 1, "expired_time": "2099-01-01 00:00:00"}))
-                        .send()
-                        .await
-                    else {
-                        break;
-                    };
-                    let Ok(body) = res.json::<Value>().await else { break };
-                    if body["status"] == true {
-                        acked.lock().expect("lock").push(key);
-                    }
-                }
-            })
-        })
-        .collect();
-    while acked.lock().expect("lock").len() < 200 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let (workers, acked) = grant_until_stopped(&client, &address, &user, 16, "t");
+    wait_for_acks(&acked, 200).await;
     let pid = server.child.id().to_string();
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -570,4 +458,50 @@ async fn sigterm_during_load_drains_and_exits_cleanly() {
         "an acknowledged grant is missing after SIGTERM"
     );
     ledger_facts(&url, &user).await.assert_conserved();
+}
+
+type Acked = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// `clients` tasks granting 1 point each with keys `<prefix>-<client>-<n>` until the server
+/// stops answering (at most 10,000 each); returns the tasks and the keys acknowledged so far.
+fn grant_until_stopped(
+    client: &reqwest::Client,
+    address: &str,
+    user: &str,
+    clients: usize,
+    prefix: &str,
+) -> (Vec<tokio::task::JoinHandle<()>>, Acked) {
+    let acked: Acked = Arc::default();
+    let workers = (0..clients)
+        .map(|w| {
+            let (client, address, user, acked) = (
+                client.clone(),
+                address.to_string(),
+                user.to_string(),
+                Arc::clone(&acked),
+            );
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                for i in 0..10_000 {
+                    let key = format!("{prefix}-{w}-{i}");
+                    let Some(body) =
+                        common::change_at(&client, &address, &user, 1, Some(&key)).await
+                    else {
+                        break;
+                    };
+                    if body["status"] == true {
+                        acked.lock().expect("lock").push(key);
+                    }
+                }
+            })
+        })
+        .collect();
+    (workers, acked)
+}
+
+/// Waits until `n` grants are acknowledged. Polls: the grants happen in another process.
+async fn wait_for_acks(acked: &Acked, n: usize) {
+    while acked.lock().expect("lock").len() < n {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

@@ -215,36 +215,29 @@ pub async fn ledger_facts(database_url: &str, uid: &str) -> LedgerFacts {
             .fetch_one(&db.read)
             .await
             .expect("user");
-    let balance: i64 = sqlx::query_scalar("SELECT balance FROM balances WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_optional(&db.read)
-        .await
-        .expect("balance")
-        .unwrap_or(0);
-    let sum: i64 = sqlx::query_scalar(
+    // Each fact is one number about the user; absent rows count as 0.
+    let fact = |sql: &'static str| {
+        let pool = db.read.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(user_id)
+                .fetch_optional(&pool)
+                .await
+                .expect(sql)
+                .unwrap_or(0)
+        }
+    };
+    let balance = fact("SELECT balance FROM balances WHERE user_id = $1").await;
+    let sum = fact(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1",
     )
-    .bind(user_id)
-    .fetch_one(&db.read)
-    .await
-    .expect("sum");
-    let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&db.read)
-        .await
-        .expect("count");
-    let min_after: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MIN(balance_after), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&db.read)
-        .await
-        .expect("min");
-    let lots: i64 = sqlx::query_scalar(
+    .await;
+    let entries = fact("SELECT COUNT(*) FROM ledger_entries WHERE user_id = $1").await;
+    let min_after = fact("SELECT CAST(COALESCE(MIN(balance_after), 0) AS BIGINT) FROM ledger_entries WHERE user_id = $1").await;
+    let lots = fact(
         "SELECT CAST(COALESCE(SUM(remaining), 0) AS BIGINT) FROM credit_lots WHERE user_id = $1",
     )
-    .bind(user_id)
-    .fetch_one(&db.read)
-    .await
-    .expect("lots");
+    .await;
     db.write.close().await;
     db.read.close().await;
     LedgerFacts {
@@ -351,4 +344,40 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Dev login against a server at `address` (a process); returns the user id.
+pub async fn login_at(client: &reqwest::Client, address: &str, code: &str) -> String {
+    let body: Value = client
+        .post(format!("{address}/v2/user/login.json"))
+        .json(&json!({"auth_code": code}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login body");
+    body["data"]["user_id"]
+        .as_str()
+        .expect("user_id")
+        .to_string()
+}
+
+/// `core/point/update.json` against a server at `address` (a process). Returns the 000 body,
+/// or `None` when the server could not be reached or did not answer (it was killed or stopped).
+pub async fn change_at(
+    client: &reqwest::Client,
+    address: &str,
+    user: &str,
+    amount: i64,
+    key: Option<&str>,
+) -> Option<Value> {
+    let mut req = client
+        .post(format!("{address}/core/point/update.json"))
+        .header("X-Admin-Key", ADMIN_KEY)
+        .json(&json!({"uuid": user, "amount": amount, "expired_time": "2099-01-01 00:00:00"}));
+    if let Some(key) = key {
+        req = req.header("Idempotency-Key", key);
+    }
+    req.send().await.ok()?.json().await.ok()
 }
