@@ -131,26 +131,12 @@ impl TestApp {
 
     /// POSTs JSON and returns the HTTP status and JSON body (Null if the body is not JSON).
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
-        let mut req = self.client.post(self.url(path)).json(body);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(self.client.post(self.url(path)).json(body), headers).await
     }
 
     /// GETs and returns the HTTP status and JSON body (Null if the body is not JSON).
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-        let mut req = self.client.get(self.url(path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let res = req.send().await.expect("request");
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(self.client.get(self.url(path)), headers).await
     }
 
     /// Dev login through the 000 facade: returns (user id, bearer header value).
@@ -203,6 +189,17 @@ impl TestApp {
             .as_i64()
             .expect("active_balance")
     }
+}
+
+/// Sends `req` with `headers`; returns the HTTP status and the JSON body (Null if not JSON).
+async fn send(mut req: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> (u16, Value) {
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// Reads the ledger straight from the database: (balance row, sum of entries, entries, lowest
