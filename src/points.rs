@@ -26,7 +26,7 @@ pub struct ChangeRequest<'a> {
     pub description: &'a str,
     /// Explicit expiry (epoch ms); `None` uses the app's default life of points.
     pub expires_at: Option<i64>,
-    pub limit: Option<Limit>,
+    pub limits: Vec<Limit>,
 }
 
 /// Checks a client idempotency key and namespaces it.
@@ -109,7 +109,9 @@ pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, 
         reference: req.reference.to_string(),
         description: req.description.to_string(),
         expires_at,
-        limit: req.limit,
+        limits: req.limits,
+        legs: Vec::new(),
+        order: None,
     };
     Ok(state.ledger.send(Submit(change)).await??)
 }

@@ -79,9 +79,75 @@ pub struct Change {
     pub description: String,
     /// When the credited points expire (epoch ms); `None` never. Ignored for deductions.
     pub expires_at: Option<i64>,
-    /// A counter this change counts against (a daily cap, a per-user limit), checked and
-    /// incremented in the same transaction as the entry.
-    pub limit: Option<Limit>,
+    /// Counters this change counts against (a daily cap, a card's stock, one packet of a pool):
+    /// the change applies only while every one is below its ceiling, and moves each by one, in
+    /// the same transaction as the entries.
+    pub limits: Vec<Limit>,
+    /// Entries applied before the main one, all or nothing with it (the ticket paid for a grab).
+    /// Each is stored under the key `<idem_key>#<index>`.
+    pub legs: Vec<Leg>,
+    /// A reward delivered outside the ledger (Alipay points, cash, a voucher, goods), stored as a
+    /// fulfilment order in the same commit as the entries.
+    pub order: Option<OrderSpec>,
+}
+
+impl Change {
+    /// A plain change: one entry, no counters, no legs, no order.
+    pub fn simple(
+        app_id: impl Into<String>,
+        user_id: i64,
+        amount: i64,
+        kind: impl Into<String>,
+        idem_key: impl Into<String>,
+    ) -> Self {
+        Change {
+            app_id: app_id.into(),
+            user_id,
+            amount,
+            kind: kind.into(),
+            idem_key: idem_key.into(),
+            reference: String::new(),
+            description: String::new(),
+            expires_at: None,
+            limits: Vec::new(),
+            legs: Vec::new(),
+            order: None,
+        }
+    }
+
+    /// Whether the change records something besides points, which makes a zero amount
+    /// meaningful (a claim of an outside reward, a check-in).
+    fn records_more(&self) -> bool {
+        !self.limits.is_empty() || !self.legs.is_empty() || self.order.is_some()
+    }
+
+    /// Every amount of the change in the order it applies: the legs, then the main entry.
+    fn amounts(&self) -> impl Iterator<Item = i64> + '_ {
+        self.legs
+            .iter()
+            .map(|l| l.amount)
+            .chain(std::iter::once(self.amount))
+    }
+}
+
+/// An extra entry of a [`Change`], applied before its main entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    /// Signed amount in points; never zero.
+    pub amount: i64,
+    pub kind: String,
+    pub description: String,
+}
+
+/// A reward that the fulfilment outbox delivers to the configured webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderSpec {
+    /// What is delivered, e.g. `集分宝`, `现金红包`, `电子权益`, `实物`.
+    pub reward_type: String,
+    /// How much of it (Alipay points, cents, pieces).
+    pub amount: i64,
+    /// Free-form JSON the receiver needs (card, prize, address).
+    pub detail: String,
 }
 
 /// A named counter with a ceiling: the change applies only while the counter is below `max`,
@@ -177,7 +243,28 @@ impl Lot {
 pub struct NewEntry {
     /// Index of the change in the batch.
     pub change_index: usize,
+    /// Which leg of the change this entry is; `None` for the main entry.
+    pub leg: Option<usize>,
+    pub amount: i64,
     pub balance_after: i64,
+}
+
+impl NewEntry {
+    /// The entry's idempotency key: the change's own for the main entry, `<key>#<leg>` for a leg.
+    pub fn idem_key(&self, change: &Change) -> String {
+        match self.leg {
+            None => change.idem_key.clone(),
+            Some(leg) => format!("{}#{leg}", change.idem_key),
+        }
+    }
+
+    /// The entry's kind and description.
+    pub fn texts<'c>(&self, change: &'c Change) -> (&'c str, &'c str) {
+        match self.leg.and_then(|leg| change.legs.get(leg)) {
+            None => (&change.kind, &change.description),
+            Some(leg) => (&leg.kind, &leg.description),
+        }
+    }
 }
 
 /// What one batch will write, decided in memory from the state read inside the transaction.
@@ -191,7 +278,7 @@ pub struct BatchPlan {
     pub new_lots: Vec<(i64, Lot)>,
     /// Stored lots whose remaining changed: (lot id, new remaining).
     pub lot_updates: Vec<(i64, i64)>,
-    /// Per change: `Ok(Some(i))` applied as `entries[i]`, `Ok(None)` replay of a stored entry
+    /// Per change: `Ok(Some(i))` applied, its main entry being `entries[i]`, `Ok(None)` replay of a stored entry
     /// (answered with [`BatchPlan::replays`]), `Err` refused.
     pub decisions: Vec<Result<Option<usize>, LedgerError>>,
     /// Outcomes for replays, by change index.
@@ -225,10 +312,14 @@ pub fn plan_batch(
     }
 
     for (index, change) in changes.iter().enumerate() {
-        if change.amount == 0 || change.amount.unsigned_abs() > CHANGE_AMOUNT_ABS_MAX.unsigned_abs()
+        let amount_ok = |a: i64| a.unsigned_abs() <= CHANGE_AMOUNT_ABS_MAX.unsigned_abs();
+        if let Some(bad) = change
+            .amounts()
+            .find(|&a| !amount_ok(a))
+            .or_else(|| change.legs.iter().map(|l| l.amount).find(|&a| a == 0))
+            .or_else(|| (change.amount == 0 && !change.records_more()).then_some(0))
         {
-            plan.decisions
-                .push(Err(LedgerError::InvalidAmount(change.amount)));
+            plan.decisions.push(Err(LedgerError::InvalidAmount(bad)));
             continue;
         }
         let key = (change.app_id.clone(), change.idem_key.clone());
@@ -256,59 +347,81 @@ pub fn plan_batch(
         }
         batch_keys.insert((change.app_id.as_str(), change.idem_key.as_str()), index);
 
-        if let Some(limit) = &change.limit {
-            if counters.get(&limit.key).copied().unwrap_or(0) >= limit.max {
-                plan.decisions.push(Err(LedgerError::LimitReached));
-                continue;
-            }
+        if change
+            .limits
+            .iter()
+            .any(|limit| counters.get(&limit.key).copied().unwrap_or(0) >= limit.max)
+        {
+            plan.decisions.push(Err(LedgerError::LimitReached));
+            continue;
         }
         let balance = balances.entry(change.user_id).or_insert(0);
-        let user_lots = lots.entry(change.user_id).or_default();
-        if change.amount < 0 {
-            let needed = -change.amount;
-            if *balance < needed {
-                plan.decisions.push(Err(LedgerError::Insufficient {
-                    balance: *balance,
-                    needed,
-                }));
-                continue;
-            }
-            let mut left = needed;
-            for lot in user_lots.iter_mut() {
-                if left == 0 {
-                    break;
-                }
-                let take = lot.remaining.min(left);
-                if take == 0 {
-                    continue;
-                }
-                lot.remaining -= take;
-                left -= take;
-                if let Some(id) = lot.id {
-                    lot_changed.insert(id, lot.remaining);
-                }
-            }
-        } else {
-            let lot = Lot {
-                id: None,
-                entry_index: Some(plan.entries.len()),
-                remaining: change.amount,
-                expires_at: change.expires_at,
-            };
-            let at = user_lots.partition_point(|l| l.order_key() <= lot.order_key());
-            user_lots.insert(at, lot);
+        // All or nothing: the balance must stay non-negative after every entry of the change.
+        let mut running = *balance;
+        let mut debits = 0;
+        let mut short = false;
+        for amount in change.amounts() {
+            running += amount;
+            debits += (-amount).max(0);
+            short |= running < 0;
         }
-        *balance += change.amount;
-        if let Some(limit) = &change.limit {
-            let count = counters.entry(limit.key.clone()).or_insert(0);
-            *count += 1;
+        if short {
+            plan.decisions.push(Err(LedgerError::Insufficient {
+                balance: *balance,
+                needed: debits,
+            }));
+            continue;
+        }
+        let user_lots = lots.entry(change.user_id).or_default();
+        let legs = change
+            .legs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (Some(i), l.amount));
+        for (leg, amount) in legs.chain(std::iter::once((None, change.amount))) {
+            if amount == 0 {
+                // A zero main entry records a claim; it moves no points and creates no lot.
+            } else if amount < 0 {
+                let mut left = -amount;
+                for lot in user_lots.iter_mut() {
+                    if left == 0 {
+                        break;
+                    }
+                    let take = lot.remaining.min(left);
+                    if take == 0 {
+                        continue;
+                    }
+                    lot.remaining -= take;
+                    left -= take;
+                    if let Some(id) = lot.id {
+                        lot_changed.insert(id, lot.remaining);
+                    }
+                }
+            } else {
+                let lot = Lot {
+                    id: None,
+                    entry_index: Some(plan.entries.len()),
+                    remaining: amount,
+                    expires_at: change.expires_at,
+                };
+                let at = user_lots.partition_point(|l| l.order_key() <= lot.order_key());
+                user_lots.insert(at, lot);
+            }
+            *balance += amount;
+            if leg.is_none() {
+                plan.decisions.push(Ok(Some(plan.entries.len())));
+            }
+            plan.entries.push(NewEntry {
+                change_index: index,
+                leg,
+                amount,
+                balance_after: *balance,
+            });
+        }
+        for limit in &change.limits {
+            *counters.entry(limit.key.clone()).or_insert(0) += 1;
             moved_counters.insert(limit.key.clone());
         }
-        plan.decisions.push(Ok(Some(plan.entries.len())));
-        plan.entries.push(NewEntry {
-            change_index: index,
-            balance_after: *balance,
-        });
     }
 
     for (user, list) in lots {
@@ -360,6 +473,28 @@ pub struct LedgerMetrics {
 #[rtype(result = "Result<Outcome, LedgerError>")]
 pub struct Submit(pub Change);
 
+/// One change as committed, told to the ledger's listeners (leaderboards, the fulfilment outbox).
+#[derive(Debug, Clone)]
+pub struct CommittedChange {
+    pub app_id: String,
+    pub user_id: i64,
+    pub kind: String,
+    pub reference: String,
+    pub outcome: Outcome,
+    /// Whether the commit stored a fulfilment order with the change.
+    pub has_order: bool,
+}
+
+/// The changes of one committed batch (replays included: a listener orders by `entry_id`).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Committed(pub Arc<Vec<CommittedChange>>);
+
+/// Adds a listener that is told of every committed batch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Listen(pub Recipient<Committed>);
+
 /// Answers once every change queued before it has been committed (or failed).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -379,6 +514,7 @@ pub struct LedgerActor {
     in_flight: usize,
     linger_armed: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
+    listeners: Vec<Recipient<Committed>>,
 }
 
 impl LedgerActor {
@@ -400,6 +536,38 @@ impl LedgerActor {
             in_flight: 0,
             linger_armed: false,
             drain_waiters: Vec::new(),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Tells the listeners what a batch committed.
+    fn notify(&self, batch: &[Pending], outcomes: &[Result<Outcome, LedgerError>]) {
+        if self.listeners.is_empty() {
+            return;
+        }
+        let committed: Vec<CommittedChange> = batch
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(pending, outcome)| {
+                let outcome = outcome.as_ref().ok()?;
+                let c = &pending.change;
+                Some(CommittedChange {
+                    app_id: c.app_id.clone(),
+                    user_id: c.user_id,
+                    kind: c.kind.clone(),
+                    reference: c.reference.clone(),
+                    outcome: outcome.clone(),
+                    has_order: c.order.is_some(),
+                })
+            })
+            .collect();
+        if committed.is_empty() {
+            return;
+        }
+        let message = Committed(Arc::new(committed));
+        for listener in &self.listeners {
+            // `do_send` never waits: a slow listener must not hold up the ledger.
+            listener.do_send(message.clone());
         }
     }
 
@@ -481,6 +649,7 @@ impl LedgerActor {
             actix::fut::wrap_future::<_, Self>(commit).map(move |result, actor, ctx| {
                 match result {
                     Ok(outcomes) if outcomes.len() == batch.len() => {
+                        actor.notify(&batch, &outcomes);
                         for (pending, outcome) in batch.into_iter().zip(outcomes) {
                             let _ = pending.reply.send(outcome);
                         }
@@ -550,6 +719,16 @@ impl Handler<Submit> for LedgerActor {
     }
 }
 
+impl Handler<Listen> for LedgerActor {
+    type Result = ();
+
+    /// Registers a listener of committed batches.
+    fn handle(&mut self, msg: Listen, _ctx: &mut Self::Context) {
+        self.listeners.retain(|l| l.connected());
+        self.listeners.push(msg.0);
+    }
+}
+
 impl Handler<Drain> for LedgerActor {
     type Result = ResponseFuture<()>;
 
@@ -578,7 +757,9 @@ mod tests {
             reference: String::new(),
             description: String::new(),
             expires_at: None,
-            limit: None,
+            limits: Vec::new(),
+            legs: Vec::new(),
+            order: None,
         }
     }
 
@@ -707,15 +888,73 @@ mod tests {
         ));
         assert!(plan.entries.is_empty());
         assert!(plan.balances.is_empty());
+        // A zero amount that records a claim (a counter moves) is a change of its own.
+        let claim = Change {
+            limits: vec![Limit {
+                key: "stock".into(),
+                max: 1,
+            }],
+            ..change(1, 0, "claim")
+        };
+        let plan = plan_batch(
+            &[claim],
+            HashMap::new(),
+            HashMap::new(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.decisions[0], Ok(Some(0)));
+        assert!(plan.new_lots.is_empty());
+    }
+
+    #[test]
+    fn legs_apply_all_or_nothing() {
+        let grab = |user: i64, key: &str| Change {
+            legs: vec![Leg {
+                amount: -10,
+                kind: "ticket".into(),
+                description: String::new(),
+            }],
+            limits: vec![Limit {
+                key: "stock".into(),
+                max: 5,
+            }],
+            ..change(user, 30, key)
+        };
+        // User 1 can pay the ticket; user 2 cannot, and its prize must not fund the ticket.
+        let plan = plan_batch(
+            &[grab(1, "a"), grab(2, "b")],
+            HashMap::from([(1, 10), (2, 5)]),
+            HashMap::from([
+                (1, vec![stored_lot(1, 10, None)]),
+                (2, vec![stored_lot(2, 5, None)]),
+            ]),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.decisions[0], Ok(Some(1)));
+        assert_eq!(
+            plan.decisions[1],
+            Err(LedgerError::Insufficient {
+                balance: 5,
+                needed: 10
+            })
+        );
+        assert_eq!(plan.entries.len(), 2);
+        assert_eq!(plan.entries[0].leg, Some(0));
+        assert_eq!(plan.entries[0].balance_after, 0);
+        assert_eq!(plan.entries[1].balance_after, 30);
+        assert_eq!(plan.balances.get(&2), None);
+        assert_eq!(plan.counter_updates, vec![("stock".to_string(), 1)]);
     }
 
     #[test]
     fn limits_cap_changes_and_report_counts() {
         let limited = |key: &str| Change {
-            limit: Some(Limit {
+            limits: vec![Limit {
                 key: "cap".into(),
                 max: 2,
-            }),
+            }],
             ..change(1, 5, key)
         };
         let changes = vec![limited("a"), limited("b"), limited("c")];

@@ -14,7 +14,7 @@ pub mod ledger;
 pub mod store;
 
 pub use ledger::{
-    plan_batch, BatchPlan, Change, LedgerActor, LedgerError, LedgerLimits, LedgerMetrics, Limit,
-    Lot, Outcome, StoredEntry, Submit,
+    plan_batch, BatchPlan, Change, Committed, CommittedChange, LedgerActor, LedgerError,
+    LedgerLimits, LedgerMetrics, Leg, Limit, Listen, Lot, OrderSpec, Outcome, StoredEntry, Submit,
 };
 pub use store::{LedgerStore, StoreError};

@@ -273,7 +273,7 @@ async fn change_points(
             reference: p.id.as_deref().unwrap_or_default(),
             description: p.desc.as_deref().unwrap_or_default(),
             expires_at: None,
-            limit: None,
+            limits: Vec::new(),
         },
     )
     .await?;

@@ -600,7 +600,7 @@ async fn core_update(
             reference: p.task_id.as_deref().unwrap_or_default(),
             description: p.transfer_info.as_deref().unwrap_or_default(),
             expires_at,
-            limit: None,
+            limits: Vec::new(),
         },
     )
     .await?;

@@ -377,7 +377,7 @@ async fn change(
             reference: "",
             description: info,
             expires_at: None,
-            limit: None,
+            limits: Vec::new(),
         },
     )
     .await?;
@@ -500,13 +500,16 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
     points::check(rule.points, &rule.event_type, &body_user, &description)?;
     let user = gateway.user(&state).await?;
     let day = state.clock.format_date(now_ms());
-    let limit = (rule.daily_cap > 0).then(|| Limit {
-        key: format!(
-            "event:{}:{}:{}:{day}",
-            user.app_id, user.id, rule.event_type
-        ),
-        max: rule.daily_cap,
-    });
+    let limits: Vec<Limit> = (rule.daily_cap > 0)
+        .then(|| Limit {
+            key: format!(
+                "event:{}:{}:{}:{day}",
+                user.app_id, user.id, rule.event_type
+            ),
+            max: rule.daily_cap,
+        })
+        .into_iter()
+        .collect();
     let result = points::apply(
         &state,
         ChangeRequest {
@@ -517,7 +520,7 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
             reference: &body_user,
             description: &description,
             expires_at: None,
-            limit,
+            limits,
         },
     )
     .await;

@@ -79,7 +79,7 @@ async fn commit_batch(
     // Open credit lots of the users who spend in this batch.
     let spenders: BTreeSet<i64> = batch
         .iter()
-        .filter(|c| c.amount < 0)
+        .filter(|c| c.amount < 0 || c.legs.iter().any(|l| l.amount < 0))
         .map(|c| c.user_id)
         .collect();
     let mut lots: HashMap<i64, Vec<Lot>> = HashMap::new();
@@ -105,7 +105,7 @@ async fn commit_batch(
     // Counters named by the batch's limits, created at zero and locked in key order.
     let counter_keys: BTreeSet<&str> = batch
         .iter()
-        .filter_map(|c| c.limit.as_ref().map(|l| l.key.as_str()))
+        .flat_map(|c| c.limits.iter().map(|l| l.key.as_str()))
         .collect();
     let mut counters: HashMap<String, i64> = HashMap::new();
     if !counter_keys.is_empty() {
@@ -142,10 +142,11 @@ async fn commit_batch(
         .iter()
         .map(|entry| {
             let c = &batch[entry.change_index];
+            let (kind, description) = entry.texts(c);
             json!({
-                "app_id": c.app_id, "user_id": c.user_id, "amount": c.amount, "kind": c.kind,
-                "idem_key": c.idem_key, "reference": c.reference, "description": c.description,
-                "expires_at": if c.amount > 0 { c.expires_at } else { None },
+                "app_id": c.app_id, "user_id": c.user_id, "amount": entry.amount, "kind": kind,
+                "idem_key": entry.idem_key(c), "reference": c.reference, "description": description,
+                "expires_at": if entry.amount > 0 { c.expires_at } else { None },
                 "balance_after": entry.balance_after,
             })
         })
@@ -154,10 +155,11 @@ async fn commit_batch(
         .new_lots
         .iter()
         .map(|(user, lot)| {
-            let change = &batch[plan.entries[lot.entry_index.unwrap_or_default()].change_index];
+            let entry = &plan.entries[lot.entry_index.unwrap_or_default()];
+            let change = &batch[entry.change_index];
             json!({
-                "user_id": user, "app_id": change.app_id, "idem_key": change.idem_key,
-                "amount": change.amount, "remaining": lot.remaining, "expires_at": lot.expires_at,
+                "user_id": user, "app_id": change.app_id, "idem_key": entry.idem_key(change),
+                "amount": entry.amount, "remaining": lot.remaining, "expires_at": lot.expires_at,
             })
         })
         .collect();
@@ -176,15 +178,41 @@ async fn commit_batch(
         .iter()
         .map(|(key, count)| json!({"counter_key": key, "count": count}))
         .collect();
-    let params = [entries, new_lots, lot_updates, balance_rows, counter_rows]
-        .map(|rows| Value::Array(rows).to_string());
+    let orders: Vec<Value> = plan
+        .entries
+        .iter()
+        .filter(|entry| entry.leg.is_none())
+        .filter_map(|entry| {
+            let c = &batch[entry.change_index];
+            let order = c.order.as_ref()?;
+            Some(json!({
+                "app_id": c.app_id, "user_id": c.user_id, "idem_key": c.idem_key,
+                "source_kind": c.kind, "reference": c.reference, "reward_type": order.reward_type,
+                "amount": order.amount, "detail": order.detail,
+            }))
+        })
+        .collect();
+    let params = [
+        entries,
+        new_lots,
+        lot_updates,
+        balance_rows,
+        counter_rows,
+        orders,
+    ]
+    .map(|rows| Value::Array(rows).to_string());
     let sql = WriteSql::new(db);
     let inserted = match db.dialect {
         Dialect::Postgres => {
             let statement = format!(
-                "WITH e AS ({}), l AS ({}), u AS ({}), b AS ({}), c AS ({}) \
+                "WITH e AS ({}), l AS ({}), u AS ({}), b AS ({}), c AS ({}), o AS ({}) \
                  SELECT app_id, idem_key, id FROM e",
-                sql.entries, sql.lots_after_cte, sql.lot_updates, sql.balances, sql.counters
+                sql.entries,
+                sql.lots_after_cte,
+                sql.lot_updates,
+                sql.balances,
+                sql.counters,
+                sql.orders
             );
             let mut q = sqlx::query(&statement);
             for p in &params {
@@ -193,7 +221,7 @@ async fn commit_batch(
             q.bind(now).fetch_all(&mut *tx).await?
         }
         Dialect::Sqlite => {
-            // Every statement gets all six values: SQLite finds `$n` by its number.
+            // Every statement gets all seven values: SQLite finds `$n` by its number.
             macro_rules! bind_all {
                 ($statement:expr) => {{
                     let mut q = sqlx::query($statement);
@@ -209,6 +237,7 @@ async fn commit_batch(
                 &sql.lot_updates,
                 &sql.balances,
                 &sql.counters,
+                &sql.orders,
             ] {
                 bind_all!(statement.as_str()).execute(&mut *tx).await?;
             }
@@ -223,7 +252,7 @@ async fn commit_batch(
     for entry in &plan.entries {
         let c = &batch[entry.change_index];
         let id = ids
-            .get(&(c.app_id.clone(), c.idem_key.clone()))
+            .get(&(c.app_id.clone(), entry.idem_key(c)))
             .copied()
             .ok_or_else(|| sqlx::Error::Protocol("inserted entry id missing".into()))?;
         entry_ids.push(id);
@@ -239,7 +268,7 @@ async fn commit_batch(
             Ok(Some(e)) => Ok(Outcome {
                 entry_id: entry_ids[*e],
                 balance_after: plan.entries[*e].balance_after,
-                amount: batch[plan.entries[*e].change_index].amount,
+                amount: plan.entries[*e].amount,
                 created_at: now,
             }),
             Ok(None) => plan
@@ -253,7 +282,7 @@ async fn commit_batch(
 }
 
 /// The write statements of a batch. Parameters: `$1` entries, `$2` new lots, `$3` lot updates,
-/// `$4` balances, `$5` counters (JSON arrays), `$6` the commit time.
+/// `$4` balances, `$5` counters, `$6` fulfilment orders (JSON arrays), `$7` the commit time.
 struct WriteSql {
     entries: String,
     /// New lots joined to the entries of the same statement's `e` CTE (Postgres).
@@ -263,6 +292,7 @@ struct WriteSql {
     lot_updates: String,
     balances: String,
     counters: String,
+    orders: String,
 }
 
 impl WriteSql {
@@ -295,7 +325,7 @@ impl WriteSql {
         let lots_from = |entries: &str| {
             format!(
                 "INSERT INTO credit_lots (user_id, entry_id, amount, remaining, expires_at, created_at) \
-                 SELECT r.user_id, x.id, r.amount, r.remaining, r.expires_at, $6 FROM {lots} r \
+                 SELECT r.user_id, x.id, r.amount, r.remaining, r.expires_at, $7 FROM {lots} r \
                  JOIN {entries} x ON x.idem_key = r.idem_key AND x.app_id = r.app_id"
             )
         };
@@ -304,7 +334,7 @@ impl WriteSql {
                 "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
                  description, expires_at, balance_after, created_at) \
                  SELECT r.app_id, r.user_id, r.amount, r.kind, r.idem_key, r.reference, \
-                 r.description, r.expires_at, r.balance_after, $6 FROM {entries} r \
+                 r.description, r.expires_at, r.balance_after, $7 FROM {entries} r \
                  RETURNING app_id, idem_key, id"
             ),
             lots_after_cte: lots_from("e"),
@@ -314,14 +344,33 @@ impl WriteSql {
                 db.json_records("$3", &[("id", Col::Int), ("remaining", Col::Int)])
             ),
             balances: format!(
-                "UPDATE balances SET balance = r.balance, updated_at = $6 FROM {} r \
+                "UPDATE balances SET balance = r.balance, updated_at = $7 FROM {} r \
                  WHERE balances.user_id = r.user_id",
                 db.json_records("$4", &[("user_id", Col::Int), ("balance", Col::Int)])
             ),
             counters: format!(
-                "UPDATE ledger_counters SET count = r.count, updated_at = $6 FROM {} r \
+                "UPDATE ledger_counters SET count = r.count, updated_at = $7 FROM {} r \
                  WHERE ledger_counters.counter_key = r.counter_key",
                 db.json_records("$5", &[("counter_key", Col::Text), ("count", Col::Int)])
+            ),
+            orders: format!(
+                "INSERT INTO fulfilment_orders (app_id, user_id, idem_key, source_kind, reference, \
+                 reward_type, amount, detail, status, attempts, next_attempt_at, created_at) \
+                 SELECT r.app_id, r.user_id, r.idem_key, r.source_kind, r.reference, r.reward_type, \
+                 r.amount, r.detail, 'pending', 0, $7, $7 FROM {} r",
+                db.json_records(
+                    "$6",
+                    &[
+                        ("app_id", Col::Text),
+                        ("user_id", Col::Int),
+                        ("idem_key", Col::Text),
+                        ("source_kind", Col::Text),
+                        ("reference", Col::Text),
+                        ("reward_type", Col::Text),
+                        ("amount", Col::Int),
+                        ("detail", Col::Text),
+                    ]
+                )
             ),
         }
     }
@@ -499,7 +548,9 @@ impl LedgerDb {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<EntryRow>, i64), sqlx::Error> {
-        let mut clause = String::from("user_id = $1");
+        // Zero entries record claims of rewards paid outside the ledger and check-ins: not point
+        // changes, so no history shows them.
+        let mut clause = String::from("user_id = $1 AND amount <> 0");
         let mut n = 1;
         match filter.income {
             Some(true) => clause.push_str(" AND amount > 0"),
