@@ -20,7 +20,8 @@ impl BizClock {
         Self { tz }
     }
 
-    fn local(&self, ms: i64) -> DateTime<Tz> {
+    /// An instant as a business-time date and time.
+    pub fn local(&self, ms: i64) -> DateTime<Tz> {
         let utc = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
         utc.with_timezone(&self.tz)
     }

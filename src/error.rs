@@ -6,6 +6,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use points_actors::activity::{ActivityError, Refusal};
 use points_actors::LedgerError;
 use std::fmt;
 use std::marker::PhantomData;
@@ -43,6 +44,9 @@ pub enum AppError {
     Unavailable(String),
     /// A dialect-specific code chosen by the handler (003's per-route codes).
     Coded(i64, String),
+    /// The activity's state forbids the action now: before start, after end, twice, sold out,
+    /// not signed up. Nothing changed.
+    Refused(Refusal),
 }
 
 impl AppError {
@@ -68,7 +72,7 @@ impl AppError {
             AppError::WrongUser => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Insufficient { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::Refused(_) => StatusCode::CONFLICT,
             AppError::LimitReached(_) | AppError::Busy => StatusCode::TOO_MANY_REQUESTS,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
@@ -95,6 +99,7 @@ impl AppError {
             AppError::Provider(_) => "PROVIDER_ERROR",
             AppError::Unavailable(_) => "UNAVAILABLE",
             AppError::Coded(..) => "REJECTED",
+            AppError::Refused(_) => "REFUSED",
         }
     }
 
@@ -111,6 +116,7 @@ impl AppError {
             | AppError::NotConfigured(m)
             | AppError::Provider(m)
             | AppError::Coded(_, m) => m.clone(),
+            AppError::Refused(r) => r.en(),
             AppError::WrongUser => "the request names another user than the caller".into(),
             AppError::Insufficient { balance, needed } => {
                 format!("insufficient points: balance {balance}, needed {needed}")
@@ -141,6 +147,7 @@ impl AppError {
             AppError::Provider(m) => format!("登录失败: {m}"),
             AppError::Unavailable(_) => "系统繁忙，请稍后再试".into(),
             AppError::Coded(_, m) => m.clone(),
+            AppError::Refused(r) => r.zh(),
         }
     }
 }
@@ -148,6 +155,22 @@ impl AppError {
 impl fmt::Display for AppError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.name(), self.message())
+    }
+}
+
+impl From<ActivityError> for AppError {
+    fn from(e: ActivityError) -> Self {
+        match e {
+            ActivityError::Refused(r) => AppError::Refused(r),
+            ActivityError::Ledger(e) => e.into(),
+            ActivityError::Busy => AppError::Busy,
+        }
+    }
+}
+
+impl From<Refusal> for AppError {
+    fn from(r: Refusal) -> Self {
+        AppError::Refused(r)
     }
 }
 

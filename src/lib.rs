@@ -13,9 +13,13 @@
 //! - [`http`]: request extractors (fields, caller, admin key) and the documented route table.
 //! - [`error`]: domain errors, rendered per dialect.
 //! - [`facades`]: one module per API dialect, plus admin and service routes.
+//! - [`activities`]: red packets, lottery, blind boxes, morning rounds, walk, leaderboards:
+//!   their SQL and routes; the actors are in `points-actors`.
+//! - [`ws`]: the websocket facade and its topic hub.
 //! - [`jobs`]: the daily jobs (expiry, session purge).
 //! - [`clock`]: business time; [`metrics`]: Prometheus; [`telemetry`]: logs.
 
+pub mod activities;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -30,3 +34,4 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod ws;

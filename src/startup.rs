@@ -39,6 +39,7 @@ pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     open::routes(cfg, doc);
     miniapp::routes(cfg, doc);
     admin::routes(cfg, doc);
+    crate::activities::routes(cfg, doc);
 }
 
 /// The OpenAPI document of every route [`register_routes`] registers.
@@ -115,6 +116,9 @@ impl Application {
             None => None,
         };
 
+        let hub = Arc::new(crate::ws::hub::Hub::default());
+        hub.start_ticker();
+
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -129,6 +133,8 @@ impl Application {
             metrics: Arc::clone(&metrics),
             caches: Caches::default(),
             redis,
+            activities: Arc::default(),
+            hub: Arc::clone(&hub),
         });
         if settings.jobs {
             crate::jobs::spawn(state.clone());

@@ -24,6 +24,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub caches: Caches,
     pub redis: Option<Redis>,
+    /// Running activity actors.
+    pub activities: Arc<crate::activities::Activities>,
+    /// Websocket topic fan-out.
+    pub hub: Arc<crate::ws::hub::Hub>,
 }
 
 impl AppState {

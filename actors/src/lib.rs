@@ -7,10 +7,15 @@
 //! ## Layout
 //! - [`ledger`]: the batching ledger actor (group commit of point changes), its message types and
 //!   the pure batch planner that decides each change (ok, insufficient, replay, conflict).
+//! - [`activity`]: what activity actors share: refusals, bounds, and the registry that starts
+//!   one actor per activity instance on first use.
+//! - [`redpack`]: red-packet card and pool actors, and the pool split.
 //! - [`store`]: the storage seam the actors write through, implemented by the server crate for
 //!   SQLite and Postgres.
 
+pub mod activity;
 pub mod ledger;
+pub mod redpack;
 pub mod store;
 
 pub use ledger::{

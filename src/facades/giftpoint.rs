@@ -5,6 +5,7 @@
 //! `data`. Errors: HTTP 200 with `status:false`, a non-200 `code` and a Chinese `msg` the client
 //! shows. Codes: 400 bad or missing field, 401 no valid token / admin key, 403 another user's
 //! `user_id`, 404 unknown user or app, 402 insufficient points, 409 idempotency conflict,
+//! 410 refused by the activity's state (not started, ended, twice, sold out, not signed up),
 //! 413 body too large, 429 busy or limit reached, 501 login not configured, 502 login provider
 //! failed, 503 storage unavailable.
 
@@ -39,6 +40,7 @@ impl Gift {
             AppError::Provider(_) => 502,
             AppError::Unavailable(_) => 503,
             AppError::Coded(code, _) => *code,
+            AppError::Refused(_) => 410,
         }
     }
 }
@@ -54,7 +56,7 @@ impl Dialect for Gift {
     }
 }
 
-type Reply = Result<HttpResponse, Failure<Gift>>;
+pub type Reply = Result<HttpResponse, Failure<Gift>>;
 
 /// `{"code":200,"msg":"ok","status":true,"data":data}` plus fields beside `data`.
 pub fn ok_with(data: Value, beside: &[(&str, Value)]) -> HttpResponse {
@@ -334,7 +336,7 @@ fn app_id(raw: &Option<String>) -> String {
 }
 
 /// The caller, after checking that `user_id` (and `app_id`, if sent) name the token's user.
-fn own_user(
+pub fn own_user(
     caller: &Caller<Gift>,
     user_id: &Option<String>,
     app: &Option<String>,

@@ -4,7 +4,7 @@
 //! routes query parameters (both methods are accepted everywhere). `/api/login/` answers
 //! `data.token`; every later call sends `Authorization: Bearer <token>` and names the same user
 //! in `openid`. Codes beyond each route's own table: -401 no valid session token, -400 a field
-//! with a bad value, -402 insufficient points, -409 conflict, -413 body too large, -429 busy,
+//! with a bad value, -402 insufficient points, -409 conflict, -410 refused by the activity's state, -413 body too large, -429 busy,
 //! -503 storage unavailable.
 
 use actix_web::{web, HttpResponse};
@@ -38,6 +38,7 @@ impl Mini {
             AppError::Provider(_) => -502,
             AppError::Unavailable(_) => -503,
             AppError::Coded(code, _) => *code,
+            AppError::Refused(_) => -410,
         }
     }
 }
