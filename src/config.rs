@@ -39,6 +39,8 @@ pub struct Settings {
     pub timezone: Tz,
     /// Where fulfilment orders are delivered (`POINTS_FULFILMENT_WEBHOOK`).
     pub fulfilment_webhook: Option<String>,
+    /// Key of the HMAC-SHA256 signature on fulfilment deliveries (`POINTS_FULFILMENT_SECRET`).
+    pub fulfilment_secret: Option<String>,
     /// Ledger batching (`POINTS_LEDGER_BATCH_MAX`, `POINTS_LEDGER_LINGER_MS`,
     /// `POINTS_LEDGER_QUEUE_MAX`).
     pub ledger: LedgerLimits,
@@ -75,6 +77,7 @@ impl Default for Settings {
             alipay_gateway: "https://openapi.alipay.com/gateway.do".into(),
             timezone: chrono_tz::Asia::Shanghai,
             fulfilment_webhook: None,
+            fulfilment_secret: None,
             ledger: LedgerLimits::default(),
             ledger_pipeline: None,
             workers: std::thread::available_parallelism()
@@ -143,6 +146,7 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("POINTS_TIMEZONE={v:?} is not a timezone: {e}"))?;
         }
         s.fulfilment_webhook = get("POINTS_FULFILMENT_WEBHOOK");
+        s.fulfilment_secret = get("POINTS_FULFILMENT_SECRET");
         let num = |k: &str| -> anyhow::Result<Option<u64>> {
             get(k)
                 .map(|v| {
@@ -239,6 +243,7 @@ impl fmt::Debug for Settings {
             .field("alipay_gateway", &self.alipay_gateway)
             .field("timezone", &self.timezone.name())
             .field("fulfilment_webhook", &self.fulfilment_webhook)
+            .field("fulfilment_secret", &redact(&self.fulfilment_secret))
             .field("ledger", &self.ledger)
             .field("ledger_pipeline", &self.ledger_pipeline)
             .field("workers", &self.workers)

@@ -146,6 +146,15 @@ impl Db {
         }
     }
 
+    /// `FOR UPDATE SKIP LOCKED` on Postgres (claiming queue rows another process is claiming is
+    /// skipped, not waited for); nothing on SQLite, whose writer is alone.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> anyhow::Result<()> {
         sqlx::query("SELECT 1")

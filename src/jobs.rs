@@ -20,6 +20,15 @@ pub async fn run_daily(state: &AppState) -> Result<JobReport, AppError> {
     let now = now_ms();
     let expired_points = state.stores.ledger.expire_due(now).await?;
     let purged_sessions = state.stores.accounts.purge_sessions(now).await?;
+    // Morning rounds whose check-in window has closed, oldest first (idempotent; runs every
+    // JOBS_INTERVAL, so a round is paid within a minute of its window's end).
+    let settled_rounds = crate::activities::morning::settle_due(state).await?;
+    if settled_rounds > 0 {
+        tracing::info!(settled_rounds, "morning rounds settled");
+    }
+    // Leaderboards: archive yesterday's boards once (idempotent), and merge the live boards with
+    // the database again when expiry changed balances outside the ledger actor.
+    crate::activities::leaderboard::daily(state, expired_points > 0).await?;
     if expired_points > 0 || purged_sessions > 0 {
         tracing::info!(expired_points, purged_sessions, "daily jobs ran");
     }

@@ -40,6 +40,8 @@ pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     miniapp::routes(cfg, doc);
     admin::routes(cfg, doc);
     crate::activities::routes(cfg, doc);
+    crate::ws::routes(cfg, doc);
+    crate::fulfilment::routes(cfg, doc);
 }
 
 /// The OpenAPI document of every route [`register_routes`] registers.
@@ -119,6 +121,16 @@ impl Application {
         let hub = Arc::new(crate::ws::hub::Hub::default());
         hub.start_ticker();
 
+        // The leaderboards listen to the ledger before they read the database: a commit that
+        // lands between the two reaches them as a notification, and the merge keeps the newer.
+        let clock = BizClock::new(settings.timezone);
+        let day_of: points_actors::leaderboard::DayOf = Arc::new(move |ms| clock.format_date(ms));
+        let leaderboard = points_actors::leaderboard::LeaderboardActor::new(day_of).start();
+        ledger.do_send(points_actors::Listen(leaderboard.clone().recipient()));
+        crate::activities::leaderboard::rebuild(&stores.db, &clock, &leaderboard)
+            .await
+            .context("rebuilding the leaderboards")?;
+
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -134,11 +146,18 @@ impl Application {
             caches: Caches::default(),
             redis,
             activities: Arc::default(),
+            fulfilment_wake: Arc::default(),
             hub: Arc::clone(&hub),
+            leaderboard,
         });
+        crate::activities::leaderboard::spawn(state.clone());
         if settings.jobs {
             crate::jobs::spawn(state.clone());
         }
+        let wake = Arc::clone(&state.fulfilment_wake);
+        let watcher = crate::fulfilment::OrderWatcher(Arc::clone(&wake)).start();
+        ledger.do_send(points_actors::Listen(watcher.recipient()));
+        crate::fulfilment::spawn(state.clone(), wake);
 
         let doc = serde_json::to_string(&openapi()).context("serializing the OpenAPI document")?;
         let doc = web::Data::new(service::OpenApiJson(doc));

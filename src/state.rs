@@ -26,8 +26,12 @@ pub struct AppState {
     pub redis: Option<Redis>,
     /// Running activity actors.
     pub activities: Arc<crate::activities::Activities>,
+    /// Wakes the fulfilment outbox worker.
+    pub fulfilment_wake: Arc<tokio::sync::Notify>,
     /// Websocket topic fan-out.
     pub hub: Arc<crate::ws::hub::Hub>,
+    /// Live leaderboards of every app (points, daily steps, daily invites).
+    pub leaderboard: Addr<points_actors::leaderboard::LeaderboardActor>,
 }
 
 impl AppState {

@@ -17,6 +17,8 @@ const ADMIN_KEY_DEFAULT: &str = "dev-admin-key";
 const CONCURRENCY_DEFAULT: usize = 64;
 const REQUESTS_DEFAULT: u64 = 20_000;
 const USERS_DEFAULT: u64 = 1_000;
+const CARDS_DEFAULT: u64 = 10;
+const CARDS_MAX: u64 = 1_000;
 const CLOSED_LOOP_DURATION_SECS_DEFAULT: f64 = 20.0;
 const OPEN_LOOP_DURATION_SECS_DEFAULT: f64 = 10.0;
 const MAX_INFLIGHT_DEFAULT: usize = 2_000;
@@ -41,6 +43,10 @@ SCENARIOS:
     ledger        closed loop: C workers send point grants (POST /core/point/update.json)
                   until --requests are done or --duration passes
     trivial       the same closed loop against GET /healthz, as a no-op baseline
+    redpack       closed loop of red-packet grabs (POST /v2/redpack/rob.json): U dev-login users
+                  (dev_lt_*), each paid C points, grab C cards of stock U once each; afterwards
+                  the grants the server reports are checked against the acknowledged grabs
+                  (needs POINTS_DEV_LOGIN=1 on the server; --requests at most U x C)
     ledger-rate   open loop: grants at a fixed --rate for --duration seconds; latency is
                   measured from each request's scheduled send time
 
@@ -53,6 +59,7 @@ OPTIONS:
     --duration SECS       time budget; closed loop stops issuing new requests after it
                                                   [default: 20 for ledger/trivial, 10 for ledger-rate]
     --users U             grants cycle over users lt_0 .. lt_{U-1}                     [default: 1000]
+    --cards C             redpack: cards grabbed                                        [default: 10]
     --rate R              ledger-rate: requests per second (required for ledger-rate)
     --max-inflight M      ledger-rate: in-flight cap; requests that would exceed it are dropped
                           and counted as errors                                       [default: 2000]
@@ -73,6 +80,7 @@ OUTPUT:
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
     Ledger,
+    Redpack,
     Trivial,
     LedgerRate,
 }
@@ -81,6 +89,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Ledger => "ledger",
+            Scenario::Redpack => "redpack",
             Scenario::Trivial => "trivial",
             Scenario::LedgerRate => "ledger-rate",
         }
@@ -89,6 +98,7 @@ impl Scenario {
     fn parse(text: &str) -> Result<Self> {
         match text {
             "ledger" => Ok(Scenario::Ledger),
+            "redpack" => Ok(Scenario::Redpack),
             "trivial" => Ok(Scenario::Trivial),
             "ledger-rate" => Ok(Scenario::LedgerRate),
             other => bail!("unknown scenario {other:?} (expected ledger, trivial or ledger-rate)"),
@@ -111,6 +121,8 @@ pub struct Options {
     pub requests: u64,
     pub duration: Duration,
     pub users: u64,
+    /// Red-packet cards of the `redpack` scenario.
+    pub cards: u64,
     /// Requests per second; only set for `ledger-rate`.
     pub rate: Option<f64>,
     pub max_inflight: usize,
@@ -136,6 +148,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     let mut requests = REQUESTS_DEFAULT;
     let mut duration_secs = None;
     let mut users = USERS_DEFAULT;
+    let mut cards = CARDS_DEFAULT;
     let mut rate = None;
     let mut max_inflight = MAX_INFLIGHT_DEFAULT;
     let mut timeout_secs = TIMEOUT_SECS_DEFAULT;
@@ -159,6 +172,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "--requests" => requests = parse_number("--requests", &value("--requests")?)?,
             "--duration" => duration_secs = Some(parse_secs("--duration", &value("--duration")?)?),
             "--users" => users = parse_number("--users", &value("--users")?)?,
+            "--cards" => cards = parse_number("--cards", &value("--cards")?)?,
             "--rate" => rate = Some(parse_secs("--rate", &value("--rate")?)?),
             "--max-inflight" => {
                 max_inflight = parse_number("--max-inflight", &value("--max-inflight")?)?
@@ -182,7 +196,9 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     };
     let duration_secs = duration_secs.unwrap_or(match scenario {
         Scenario::LedgerRate => OPEN_LOOP_DURATION_SECS_DEFAULT,
-        Scenario::Ledger | Scenario::Trivial => CLOSED_LOOP_DURATION_SECS_DEFAULT,
+        Scenario::Ledger | Scenario::Trivial | Scenario::Redpack => {
+            CLOSED_LOOP_DURATION_SECS_DEFAULT
+        }
     });
 
     check_range(
@@ -193,6 +209,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     )?;
     check_range("--requests", requests as f64, 1.0, REQUESTS_MAX as f64)?;
     check_range("--users", users as f64, 1.0, u64::MAX as f64)?;
+    check_range("--cards", cards as f64, 1.0, CARDS_MAX as f64)?;
+    if scenario == Scenario::Redpack && requests > users.saturating_mul(cards) {
+        bail!("redpack: --requests must be at most --users x --cards (one grab per user and card)");
+    }
     check_range(
         "--max-inflight",
         max_inflight as f64,
@@ -225,6 +245,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
         requests,
         duration: Duration::from_secs_f64(duration_secs),
         users,
+        cards,
         rate,
         max_inflight,
         timeout: Duration::from_secs_f64(timeout_secs),

@@ -47,9 +47,12 @@ async fn run(options: &args::Options) -> Result<bool> {
     let target = Arc::new(scenario::Target::new(client, options));
     target.prepare_users().await?;
     let summary = match options.scenario {
-        Scenario::Ledger | Scenario::Trivial => scenario::closed_loop(target, options).await?,
-        Scenario::LedgerRate => scenario::open_loop(target, options).await?,
+        Scenario::Ledger | Scenario::Trivial | Scenario::Redpack => {
+            scenario::closed_loop(Arc::clone(&target), options).await?
+        }
+        Scenario::LedgerRate => scenario::open_loop(Arc::clone(&target), options).await?,
     };
+    target.verify(&summary).await?;
     summary.print(options)?;
     Ok(summary.stats.ok > 0)
 }

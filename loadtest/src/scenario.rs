@@ -42,6 +42,11 @@ pub struct Target {
     /// Distinguishes this run's idempotency keys from any earlier run against the same database.
     run_id: String,
     users: u64,
+    cards: u64,
+    base: String,
+    /// `redpack`: every user's bearer header, and the (batch, card) pairs grabbed.
+    tokens: std::sync::OnceLock<Vec<String>>,
+    grab_cards: std::sync::OnceLock<Vec<(i64, i64)>>,
 }
 
 impl Target {
@@ -49,6 +54,7 @@ impl Target {
         let path = match options.scenario {
             Scenario::Ledger | Scenario::LedgerRate => "/core/point/update.json",
             Scenario::Trivial => "/healthz",
+            Scenario::Redpack => "/v2/redpack/rob.json",
         };
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -61,14 +67,20 @@ impl Target {
             admin_key: options.admin_key.clone(),
             run_id: format!("{nanos:x}{:x}", std::process::id()),
             users: options.users,
+            cards: options.cards,
+            base: options.base_url.clone(),
+            tokens: std::sync::OnceLock::new(),
+            grab_cards: std::sync::OnceLock::new(),
         }
     }
 
     /// Creates the users the grants go to (`lt_0` .. `lt_{users-1}`) through `POST /admin/users`,
     /// which leaves existing users as they are. Grants to unknown users are refused.
     pub async fn prepare_users(&self) -> Result<()> {
-        if self.scenario == Scenario::Trivial {
-            return Ok(());
+        match self.scenario {
+            Scenario::Trivial => return Ok(()),
+            Scenario::Redpack => return self.prepare_redpack().await,
+            Scenario::Ledger | Scenario::LedgerRate => {}
         }
         let base = self
             .url
@@ -108,7 +120,175 @@ impl Target {
         match self.scenario {
             Scenario::Ledger | Scenario::LedgerRate => self.send_grant(seq).await,
             Scenario::Trivial => self.send_healthz().await,
+            Scenario::Redpack => self.send_grab(seq).await,
         }
+    }
+
+    /// POSTs JSON to `path` with `headers`; the answer's envelope must say `status: true`.
+    async fn call(&self, path: &str, headers: &[(&str, &str)], body: Value) -> Result<Value> {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let answer: Value = request
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?
+            .json()
+            .await?;
+        anyhow::ensure!(answer["status"] == true, "{path} {body} failed: {answer}");
+        Ok(answer)
+    }
+
+    /// `redpack`: logs the users in, pays each one point per card, and creates one session with
+    /// the cards, each with a stock of one packet per user, a ticket of 1 and a unit of 1.
+    async fn prepare_redpack(&self) -> Result<()> {
+        let admin = [("X-Admin-Key", self.admin_key.as_str())];
+        let batch = self
+            .call(
+                "/admin/redpack/sessions",
+                &admin,
+                serde_json::json!({"name": format!("lt-{}", self.run_id), "start_time": "00:00:00", "end_time": "24:00:00"}),
+            )
+            .await?["data"]["batch_id"]
+            .as_i64()
+            .context("batch_id")?;
+        let mut cards = Vec::new();
+        for _ in 0..self.cards {
+            let card = self
+                .call(
+                    "/admin/redpack/cards",
+                    &admin,
+                    serde_json::json!({"batch_id": batch, "reward_type": "积分", "sum": self.users, "unit": 1,
+                           "ticket": 1, "start_time": "00:00:00", "end_time": "24:00:00"}),
+                )
+                .await?["data"]["card_id"]
+                .as_i64()
+                .context("card_id")?;
+            cards.push((batch, card));
+        }
+        let _ = self.grab_cards.set(cards);
+        let mut set = JoinSet::new();
+        let gate = Arc::new(Semaphore::new(32));
+        for user in 0..self.users {
+            let permit = Arc::clone(&gate).acquire_owned().await?;
+            let (client, base, key, run, cards) = (
+                self.client.clone(),
+                self.base.clone(),
+                self.admin_key.clone(),
+                self.run_id.clone(),
+                self.cards,
+            );
+            set.spawn(async move {
+                let _permit = permit;
+                let login: Value = client
+                    .post(format!("{base}/v2/user/login.json"))
+                    .json(&serde_json::json!({"auth_code": format!("lt_{user}")}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                let token = login["data"]["token"]
+                    .as_str()
+                    .context("login token (is POINTS_DEV_LOGIN=1 set?)")?;
+                let grant: Value = client
+                    .post(format!("{base}/core/point/update.json"))
+                    .header("X-Admin-Key", key)
+                    .header("Idempotency-Key", format!("lt-seed-{run}-{user}"))
+                    .json(
+                        &serde_json::json!({"uuid": format!("dev_lt_{user}"), "amount": cards,
+                                              "expired_time": "2099-12-31 00:00:00"}),
+                    )
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                anyhow::ensure!(grant["status"] == true, "seeding points failed: {grant}");
+                anyhow::Ok((user, format!("Bearer {token}")))
+            });
+        }
+        let mut tokens = vec![String::new(); usize::try_from(self.users)?];
+        while let Some(done) = set.join_next().await {
+            let (user, token) = done.context("login task")??;
+            tokens[usize::try_from(user)?] = token;
+        }
+        let _ = self.tokens.set(tokens);
+        Ok(())
+    }
+
+    /// Grab number `seq`: user `seq % U` grabs card `seq / U`, so no pair repeats.
+    async fn send_grab(&self, seq: u64) -> Outcome {
+        let (Some(tokens), Some(cards)) = (self.tokens.get(), self.grab_cards.get()) else {
+            return Outcome::Error("not prepared".into());
+        };
+        let user = seq % self.users;
+        let Some((batch, card)) = usize::try_from(seq / self.users)
+            .ok()
+            .and_then(|i| cards.get(i))
+        else {
+            return Outcome::Error("no card left for this request".into());
+        };
+        let body = format!(
+            r#"{{"app_id":"default","user_id":"dev_lt_{user}","card_id":{card},"batch_id":{batch}}}"#
+        );
+        let token = usize::try_from(user)
+            .ok()
+            .and_then(|u| tokens.get(u))
+            .cloned()
+            .unwrap_or_default();
+        let sent = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Outcome::Error(transport_error_kind(&error)),
+        };
+        let status = response.status();
+        match response.bytes().await {
+            Ok(bytes) => classify_envelope(status, &bytes),
+            Err(error) => Outcome::Error(transport_error_kind(&error)),
+        }
+    }
+
+    /// `redpack`: the packets the server says it granted today on the run's cards must equal the
+    /// grabs it acknowledged (zero over-grab), and no card may exceed its stock. Prints the check.
+    pub async fn verify(&self, summary: &Summary) -> Result<()> {
+        let Some(cards) = self.grab_cards.get() else {
+            return Ok(());
+        };
+        let listing: Value = self
+            .client
+            .get(format!("{}/admin/redpack?app_id=default", self.base))
+            .header("X-Admin-Key", &self.admin_key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let mut granted = 0;
+        let mut over = 0;
+        for session in listing["data"]["sessions"].as_array().into_iter().flatten() {
+            for card in session["cards"].as_array().into_iter().flatten() {
+                let id = card["card_id"].as_i64().unwrap_or_default();
+                if cards.iter().any(|(_, c)| *c == id) {
+                    let n = card["granted_today"].as_i64().unwrap_or_default();
+                    granted += n;
+                    over += (n - card["sum"].as_i64().unwrap_or_default()).max(0);
+                }
+            }
+        }
+        let acked = i64::try_from(summary.stats.ok).unwrap_or(i64::MAX);
+        eprintln!("redpack check: {acked} grabs acknowledged, {granted} packets granted by the server, over-grab {over}");
+        anyhow::ensure!(over == 0, "a card granted more than its stock");
+        anyhow::ensure!(
+            granted >= acked,
+            "the server reports fewer grants ({granted}) than it acknowledged ({acked})"
+        );
+        Ok(())
     }
 
     async fn send_grant(&self, seq: u64) -> Outcome {

@@ -2,7 +2,12 @@
 //! leaderboards. Each module holds its SQL, its 000/003 routes and its admin routes; the
 //! per-instance actors live in `points-actors` and are found through the registries here.
 
+pub mod blindbox;
+pub mod leaderboard;
+pub mod lottery;
+pub mod morning;
 pub mod redpack;
+pub mod walk;
 
 use chrono::Timelike;
 use points_actors::activity::Registry;
@@ -17,11 +22,25 @@ pub struct Activities {
     pub cards: Registry<i64, CardActor>,
     pub pools: Registry<i64, PoolActor>,
     pub radio: redpack::Radio,
+    pub owners: redpack::Owners,
+    /// Lottery boards, one per app id.
+    pub lotteries: Registry<String, points_actors::lottery::LotteryActor>,
+    /// Blind boxes, one actor per app id.
+    pub boxes: Registry<String, points_actors::blindbox::BoxActor>,
+    /// Walk exchanges being committed in this process.
+    pub walk: walk::Walk,
+    /// Morning check-in rounds (one actor per app and period) and the apps' rules.
+    pub morning: morning::Morning,
 }
 
 /// Registers every activity route (000, 003 and admin), recording each in `doc`.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, doc: &mut ApiDoc) {
     redpack::routes(cfg, doc);
+    lottery::routes(cfg, doc);
+    blindbox::routes(cfg, doc);
+    walk::routes(cfg, doc);
+    leaderboard::routes(cfg, doc);
+    morning::routes(cfg, doc);
 }
 
 /// The present moment as activities see it.
