@@ -876,3 +876,68 @@ async fn a_second_process_rebuilds_the_round_from_the_ledger() {
         app.handle.stop(true).await;
     }
 }
+
+#[actix_web::test]
+async fn check_ins_and_settlement_are_pushed_on_the_app_topic() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let today = period(0);
+        setup_app(
+            &app,
+            "default",
+            json!({"mode": "split", "start_time": OPEN_ALL_DAY.0, "end_time": OPEN_ALL_DAY.1}),
+        )
+        .await;
+        let ann = user(&app, "default", "wsann", 50).await;
+        let bob = user(&app, "default", "wsbob", 50).await;
+        for u in [&ann, &bob] {
+            admin_signup(&app, "default", &today, &u.0).await;
+        }
+        let token = ann.1.trim_start_matches("Bearer ");
+        let url = format!(
+            "{}/ws?token={token}",
+            app.address.replacen("http://", "ws://", 1)
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket upgrade");
+        let topic = json!({"op": "subscribe", "topic": "morning:default"});
+        ws.send(Message::text(topic.to_string()))
+            .await
+            .expect("subscribe");
+        // Frames of the topic until one satisfies `done`.
+        let mut frame_where = async |done: &dyn Fn(&Value) -> bool| loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("socket open")
+                .expect("frame");
+            if let Message::Text(text) = next {
+                let frame: Value = serde_json::from_str(text.as_str()).expect("JSON frame");
+                if frame["topic"] == "morning:default" && done(&frame["data"]) {
+                    return frame;
+                }
+            }
+        };
+
+        let body = call(&app, "/v2/pick/pick.json", "default", &ann).await;
+        assert_eq!(body["status"], true, "{body}");
+        let frame = frame_where(&|d| d["checked_sum"] == 1).await;
+        assert_eq!(frame["data"]["period"], today, "{backend:?}: {frame}");
+        assert_eq!(frame["data"]["pick_sum"], 2);
+        assert_eq!(frame["data"]["diff_sum"], 1);
+        assert_eq!(frame["data"]["settled"], false);
+
+        window(&app, "default", CLOSED_SINCE_MIDNIGHT).await;
+        settle(&app, "default", &today).await;
+        let frame = frame_where(&|d| d["settled"] == true).await;
+        assert_eq!(frame["data"]["payouts"], 20, "{backend:?}: {frame}");
+        assert_eq!(balance(&app, "default", &ann.0).await, 60);
+        // Close the socket first: a graceful stop waits for open connections.
+        ws.close(None).await.expect("close");
+        app.handle.stop(true).await;
+    }
+}

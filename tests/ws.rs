@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{backends, spawn_app, TestApp};
+use common::{backends, spawn_app, Backend, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -18,8 +18,8 @@ use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Long enough for a change to reach a subscriber: the leaderboard publishes every 250 ms and
-/// the hub flushes every 200 ms.
+/// Far longer than a change needs to reach a subscriber (the leaderboard publishes and the hub
+/// sends at most every 200 ms), so a missing frame fails the test instead of a slow machine.
 const FRAME_WAIT: Duration = Duration::from_secs(5);
 
 fn ws_url(app: &TestApp, query: &str) -> String {
@@ -243,5 +243,71 @@ async fn a_client_that_never_reads_does_not_hold_up_another() {
         let frames = read_until(&mut ws, |f| score_of(f, &alice) == Some(55)).await;
         assert!(!frames.is_empty());
         drop(idle);
+    }
+}
+
+#[actix_web::test]
+async fn the_websocket_and_walk_routes_are_in_the_openapi_document() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, doc) = app.get("/openapi.json", &[]).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/ws",
+        "/v2/walk/get.json",
+        "/v2/walk/rank.json",
+        "/v2/walk/exchange.json",
+        "/v2/kingkong/cover_img.json",
+        "/api/wx_run/",
+        "/api/rank_by_balance/",
+        "/admin/walk/config",
+        "/admin/covers",
+        "/admin/leaderboards/archive",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    assert!(doc["paths"]["/ws"]["get"]["description"]
+        .as_str()
+        .is_some_and(|d| d.contains("subscribe")));
+}
+
+#[actix_web::test]
+async fn invite_entries_feed_todays_invites_board_once_each() {
+    for backend in backends() {
+        // Arrange
+        let app = spawn_app(backend).await;
+        let (bob, _) = app.login("bob").await;
+        let (alice, mut ws) = connect(&app, "alice").await;
+        subscribe(&mut ws, "leaderboard:invites").await;
+        let invite = |uid: String, key: &'static str| {
+            let app = &app;
+            async move {
+                let (status, body) = app
+                    .post(
+                        "/core/point/update.json",
+                        &[("X-Admin-Key", common::ADMIN_KEY), ("Idempotency-Key", key)],
+                        &json!({"uuid": uid, "amount": 20, "flag": "invite",
+                                "expired_time": "2099-01-01 00:00:00"}),
+                    )
+                    .await;
+                assert_eq!((status, &body["status"]), (200, &json!(true)), "{body}");
+            }
+        };
+
+        // Act: two invites for alice (one replayed), one for bob.
+        invite(alice.clone(), "inv-1").await;
+        invite(alice.clone(), "inv-2").await;
+        invite(alice.clone(), "inv-2").await;
+        invite(bob.clone(), "inv-3").await;
+
+        // Assert
+        let frames = read_until(&mut ws, |f| score_of(f, &bob) == Some(1)).await;
+        let last = frames.last().expect("frame");
+        assert_eq!(last["data"]["board"], "invites", "{last}");
+        assert_eq!(
+            score_of(last, &alice),
+            Some(2),
+            "the replay counts once: {last}"
+        );
+        assert_eq!(last["data"]["top"][0]["user_id"], alice);
     }
 }

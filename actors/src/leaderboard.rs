@@ -221,23 +221,25 @@ impl Handler<Committed> for LeaderboardActor {
     fn handle(&mut self, msg: Committed, _ctx: &mut Self::Context) {
         for c in msg.0.iter() {
             let o = &c.outcome;
-            if o.amount != 0 {
-                let board = self.board(&c.app_id, BoardKey::Points);
-                let old = board.get(c.user_id);
-                if old.is_none_or(|old| o.entry_id > old.version) {
-                    // A change that leaves the score where it was keeps the time it was reached.
-                    let reached_at = match old {
-                        Some(old) if old.value == o.balance_after => old.reached_at,
-                        _ => o.created_at,
-                    };
-                    board.set(
-                        c.user_id,
-                        Score {
-                            value: o.balance_after,
-                            reached_at,
-                            version: o.entry_id,
-                        },
-                    );
+            // Every change counts, zero amounts included: a claim's main entry is zero while its
+            // ticket leg moved the balance, and `balance_after` is the balance after both.
+            let board = self.board(&c.app_id, BoardKey::Points);
+            let old = board.get(c.user_id);
+            if old.is_none_or(|old| o.entry_id > old.version) {
+                // A change that leaves the score where it was keeps the time it was reached.
+                let reached_at = match old {
+                    Some(old) if old.value == o.balance_after => old.reached_at,
+                    _ => o.created_at,
+                };
+                board.set(
+                    c.user_id,
+                    Score {
+                        value: o.balance_after,
+                        reached_at,
+                        version: o.entry_id,
+                    },
+                );
+                if old.map(|s| s.value) != Some(o.balance_after) {
                     self.touch(&c.app_id, BoardKey::Points);
                 }
             }

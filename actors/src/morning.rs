@@ -18,7 +18,7 @@
 //! round ([`Close`]) so nothing new arrives while the plan is made, and sends the payouts
 //! ([`Pay`]). The pure planners [`split_payouts`] and [`random_payout`] live here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -211,6 +211,8 @@ pub struct MorningActor {
     app_id: String,
     period: String,
     state: RoundState,
+    /// Users whose sign-up is reserved but not committed yet (not counted in views).
+    signing: HashSet<i64>,
     /// Sign-ups and check-ins waiting for their commit.
     pending: usize,
     ledger: Addr<LedgerActor>,
@@ -232,6 +234,7 @@ impl MorningActor {
             app_id: app_id.into(),
             period: period.into(),
             state,
+            signing: HashSet::new(),
             pending: 0,
             ledger,
             on_check,
@@ -240,16 +243,28 @@ impl MorningActor {
         }
     }
 
+    /// The committed state: reserved sign-ups and check-ins count once their commit is done.
     fn view(&self, user_id: Option<i64>) -> RoundView {
+        let signed = |u: &i64| !self.signing.contains(u);
+        // Reserved check-ins carry `i64::MAX` until committed.
+        let checked = |c: &CheckRecord| c.at != i64::MAX;
         RoundView {
             app_id: self.app_id.clone(),
             period: self.period.clone(),
-            signups: self.state.signed.len() as i64,
-            checkins: self.state.checked.len() as i64,
-            stakes: self.state.signed.values().sum(),
-            signed: user_id.is_some_and(|u| self.state.signed.contains_key(&u)),
-            checked: user_id.is_some_and(|u| self.state.checked.contains_key(&u)),
-            first_check: self.state.first_check(),
+            signups: self.state.signed.keys().filter(|u| signed(u)).count() as i64,
+            checkins: self.state.checked.values().filter(|c| checked(c)).count() as i64,
+            stakes: self
+                .state
+                .signed
+                .iter()
+                .filter(|(u, _)| signed(u))
+                .map(|(_, stake)| stake)
+                .sum(),
+            signed: user_id.is_some_and(|u| self.state.signed.contains_key(&u) && signed(&u)),
+            checked: user_id
+                .and_then(|u| self.state.checked.get(&u))
+                .is_some_and(checked),
+            first_check: self.state.first_check().filter(|(_, c)| checked(c)),
             closed: self.state.closed,
         }
     }
@@ -311,6 +326,7 @@ impl Handler<SignUp> for MorningActor {
             return Box::pin(fut::ready(Err(e)));
         }
         self.state.signed.insert(msg.user_id, msg.ticket);
+        self.signing.insert(msg.user_id);
         self.pending += 1;
         let key = sign_key(&self.app_id, &self.period, msg.user_id);
         let change = Change {
@@ -322,8 +338,8 @@ impl Handler<SignUp> for MorningActor {
             reference: round_reference(&self.period),
             description: "早起打卡报名".into(),
             expires_at: None,
-            // The counter makes a free ticket (amount zero) a valid change, and refuses a second
-            // sign-up in the database even when the key's replay would otherwise answer it.
+            // The counter makes a free ticket (amount zero) a valid change. A second sign-up
+            // through another process carries the same key: a replay, never a second charge.
             limits: vec![Limit { key, max: 1 }],
             legs: Vec::new(),
             order: None,
@@ -331,6 +347,7 @@ impl Handler<SignUp> for MorningActor {
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
             actor.pending -= 1;
+            actor.signing.remove(&msg.user_id);
             match committed(result) {
                 Ok(outcome) => Ok(outcome),
                 Err(ActivityError::Ledger(LedgerError::LimitReached)) => {
@@ -430,19 +447,7 @@ impl Handler<ViewRound> for MorningActor {
     /// The committed counts (reservations still committing are not counted).
     fn handle(&mut self, msg: ViewRound, _ctx: &mut Self::Context) -> Self::Result {
         self.last_used = Instant::now();
-        let mut view = self.view(msg.user_id);
-        // Reserved check-ins carry `i64::MAX` until committed.
-        let reserved = self
-            .state
-            .checked
-            .values()
-            .filter(|c| c.at == i64::MAX)
-            .count() as i64;
-        view.checkins -= reserved;
-        if view.first_check.is_some_and(|(_, c)| c.at == i64::MAX) {
-            view.first_check = None;
-        }
-        MessageResult(view)
+        MessageResult(self.view(msg.user_id))
     }
 }
 

@@ -40,8 +40,11 @@ use crate::facades::{GET, GET_POST};
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Params, RouteDoc, Routes};
 use crate::state::AppState;
 
-/// How often changed boards are published to the websocket hub.
-pub const LEADERBOARD_PUBLISH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often changed boards are published to the websocket hub. Short, so a change to a quiet
+/// board reaches subscribers at once (the hub sends a quiet topic's first change immediately and
+/// coalesces the rest to one frame per `WS_COALESCE_INTERVAL`); a cycle with no change costs one
+/// actor message.
+pub const LEADERBOARD_PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
 /// How often the boards are merged again with what the database holds.
 pub const LEADERBOARD_REBUILD_INTERVAL: Duration = Duration::from_secs(600);
 /// Entries of a board in a websocket frame.
@@ -205,8 +208,8 @@ async fn app_ids(db: &Db) -> Result<Vec<String>, sqlx::Error> {
         .await
 }
 
-/// Reads every app's points board and today's steps and invites boards and merges them into
-/// the actor, dropping daily boards older than yesterday.
+/// Reads every app's points board, today's steps board and the invites boards of today and
+/// yesterday, and merges them into the actor, dropping daily boards older than yesterday.
 pub async fn rebuild(
     db: &Db,
     clock: &BizClock,
@@ -236,12 +239,21 @@ pub async fn rebuild(
             .or_default()
             .push((user, score));
     }
-    let (from, to) = clock.day_bounds(today);
-    let apps: Vec<String> = boards.keys().map(|(a, _)| a.clone()).collect();
+    // Invites of today and of yesterday (the invite ranks show both).
+    let mut apps: Vec<String> = boards.keys().map(|(a, _)| a.clone()).collect();
+    apps.sort_unstable();
+    apps.dedup();
+    let days = [
+        (today, day.clone()),
+        (today.pred_opt().unwrap_or(today), yesterday.clone()),
+    ];
     for app in apps {
-        let invites = invite_scores(db, &app, from, to).await?;
-        if !invites.is_empty() {
-            boards.insert((app, BoardKey::Invites(day.clone())), invites);
+        for (date, name) in &days {
+            let (from, to) = clock.day_bounds(*date);
+            let invites = invite_scores(db, &app, from, to).await?;
+            if !invites.is_empty() {
+                boards.insert((app.clone(), BoardKey::Invites(name.clone())), invites);
+            }
         }
     }
     let boards = boards

@@ -201,8 +201,8 @@ impl MorningConfig {
         (stakes as f64 * self.coefficient).floor() as i64
     }
 
-    fn view(&self, app_id: &str) -> ConfigView {
-        ConfigView {
+    fn view(&self, app_id: &str) -> MorningConfigView {
+        MorningConfigView {
             app_id: app_id.to_string(),
             ticket: self.ticket,
             coefficient: self.coefficient,
@@ -333,7 +333,7 @@ async fn settled_report(
     db: &Db,
     app_id: &str,
     period: &str,
-) -> Result<Option<SettleReport>, AppError> {
+) -> Result<Option<MorningSettleReport>, AppError> {
     let row = sqlx::query(
         "SELECT mode, signups, checkins, stakes, payouts FROM morning_rounds \
          WHERE app_id = $1 AND period = $2 AND settled_at IS NOT NULL",
@@ -343,7 +343,7 @@ async fn settled_report(
     .fetch_optional(&db.read)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    Ok(Some(SettleReport {
+    Ok(Some(MorningSettleReport {
         app_id: app_id.to_string(),
         period: period.to_string(),
         mode: row.try_get(0)?,
@@ -568,7 +568,7 @@ async fn sign_up(
 
 /// What a settlement did (or found done).
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SettleReport {
+pub struct MorningSettleReport {
     pub app_id: String,
     pub period: String,
     /// `random` or `split`: the mode the round was planned with (empty for an empty round).
@@ -787,7 +787,7 @@ pub async fn settle_round(
     state: &AppState,
     app_id: &str,
     period: &str,
-) -> Result<SettleReport, AppError> {
+) -> Result<MorningSettleReport, AppError> {
     let date = parse_period(period)?;
     let cfg = config(state, app_id).await?;
     let db = &state.stores.db;
@@ -858,7 +858,7 @@ pub async fn settle_round(
     .bind(period)
     .fetch_one(&db.read)
     .await?;
-    let report = SettleReport {
+    let report = MorningSettleReport {
         app_id: app_id.to_string(),
         period: period.to_string(),
         mode,
@@ -1003,7 +1003,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     );
 
     let tag = "admin";
-    r.add::<MorningAppQuery, ConfigView, _, _>(
+    r.add::<MorningAppQuery, MorningConfigView, _, _>(
         RouteDoc {
             path: "/admin/morning/config",
             methods: GET,
@@ -1013,7 +1013,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         get_config,
     );
-    r.add::<ConfigReq, ConfigView, _, _>(
+    r.add::<MorningConfigReq, MorningConfigView, _, _>(
         RouteDoc {
             path: "/admin/morning/config",
             methods: POST,
@@ -1023,7 +1023,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         set_config,
     );
-    r.add::<SettleReq, SettleReport, _, _>(
+    r.add::<MorningSettleReq, MorningSettleReport, _, _>(
         RouteDoc {
             path: "/admin/morning/settle",
             methods: POST,
@@ -1033,7 +1033,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         settle,
     );
-    r.add::<SignupReq, SignupView, _, _>(
+    r.add::<MorningSignupReq, MorningSignupView, _, _>(
         RouteDoc {
             path: "/admin/morning/signups",
             methods: POST,
@@ -1081,7 +1081,7 @@ pub struct PickPop {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct RankItem {
+pub struct PickRankItem {
     pub nick: String,
     pub avatar: String,
     pub desc: String,
@@ -1089,9 +1089,9 @@ pub struct RankItem {
 
 #[derive(Serialize, ToSchema)]
 pub struct PickRank {
-    pub lark: RankItem,
-    pub lucky: RankItem,
-    pub diligent: RankItem,
+    pub lark: PickRankItem,
+    pub lucky: PickRankItem,
+    pub diligent: PickRankItem,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -1101,7 +1101,7 @@ pub struct MorningAppQuery {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct ConfigReq {
+pub struct MorningConfigReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_i64")]
@@ -1149,7 +1149,7 @@ fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ConfigView {
+pub struct MorningConfigView {
     pub app_id: String,
     pub ticket: i64,
     pub coefficient: f64,
@@ -1163,7 +1163,7 @@ pub struct ConfigView {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SettleReq {
+pub struct MorningSettleReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
@@ -1171,7 +1171,7 @@ pub struct SettleReq {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SignupReq {
+pub struct MorningSignupReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
@@ -1181,7 +1181,7 @@ pub struct SignupReq {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct SignupView {
+pub struct MorningSignupView {
     pub app_id: String,
     pub period: String,
     pub user_id: String,
@@ -1321,18 +1321,18 @@ async fn rank_item(
     state: &AppState,
     user_id: Option<i64>,
     desc: String,
-) -> Result<RankItem, AppError> {
+) -> Result<PickRankItem, AppError> {
     let user = match user_id {
         Some(id) => state.stores.accounts.user_by_id(id).await?,
         None => None,
     };
     Ok(match user {
-        Some(u) => RankItem {
+        Some(u) => PickRankItem {
             nick: u.nick,
             avatar: u.avatar,
             desc,
         },
-        None => RankItem {
+        None => PickRankItem {
             nick: String::new(),
             avatar: String::new(),
             desc: "虚位以待".into(),
@@ -1405,7 +1405,7 @@ async fn get_config(
 async fn set_config(
     state: web::Data<AppState>,
     _a: AdminKey<Gift>,
-    p: Params<ConfigReq, Gift>,
+    p: Params<MorningConfigReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
     let app_id = app_of(p.app_id);
@@ -1446,7 +1446,7 @@ async fn set_config(
 async fn settle(
     state: web::Data<AppState>,
     _a: AdminKey<Gift>,
-    p: Params<SettleReq, Gift>,
+    p: Params<MorningSettleReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
     let app_id = app_of(p.app_id);
@@ -1476,7 +1476,7 @@ async fn settle(
 async fn admin_signup(
     state: web::Data<AppState>,
     _a: AdminKey<Gift>,
-    p: Params<SignupReq, Gift>,
+    p: Params<MorningSignupReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
     let app_id = app_of(p.app_id);
@@ -1501,7 +1501,7 @@ async fn admin_signup(
         return Err(AppError::Refused(Refusal::Ended).into());
     }
     let (stake, outcome) = sign_up(&state, &app_id, &period, user.id).await?;
-    Ok(ok(json!(SignupView {
+    Ok(ok(json!(MorningSignupView {
         app_id,
         period,
         user_id: uid,

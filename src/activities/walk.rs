@@ -243,25 +243,18 @@ async fn record_steps(
     .bind(now)
     .execute(&db.write)
     .await?;
-    Ok(day_steps(db, session.user_id, day, true)
+    Ok(day_steps(db, session.user_id, day)
         .await?
         .unwrap_or((steps, now)))
 }
 
 /// The user's stored steps of `day` and when they were reached.
-async fn day_steps(
-    db: &Db,
-    user_id: i64,
-    day: &str,
-    fresh: bool,
-) -> Result<Option<(i64, i64)>, sqlx::Error> {
-    // Right after a write, read from the writer: a replica or another pool may lag behind it.
-    let pool = if fresh { &db.write } else { &db.read };
+async fn day_steps(db: &Db, user_id: i64, day: &str) -> Result<Option<(i64, i64)>, sqlx::Error> {
     let row =
         sqlx::query("SELECT steps, reached_at FROM walk_steps WHERE user_id = $1 AND day = $2")
             .bind(user_id)
             .bind(day)
-            .fetch_optional(pool)
+            .fetch_optional(&db.read)
             .await?;
     row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
 }
@@ -280,7 +273,7 @@ async fn entry_exists(db: &Db, app_id: &str, idem_key: &str) -> Result<bool, sql
         sqlx::query_scalar("SELECT id FROM ledger_entries WHERE app_id = $1 AND idem_key = $2")
             .bind(app_id)
             .bind(idem_key)
-            .fetch_optional(&db.write)
+            .fetch_optional(&db.read)
             .await?;
     Ok(found.is_some())
 }
@@ -336,7 +329,7 @@ async fn ingest(
             DecryptError::BadData(m) => IngestError::Undecryptable(m),
         })?;
     if steps == 0 {
-        let stored = day_steps(&state.stores.db, session.user_id, &now.day, false).await?;
+        let stored = day_steps(&state.stores.db, session.user_id, &now.day).await?;
         return Ok(stored.map_or(0, |(s, _)| s));
     }
     let (steps, reached_at) =
@@ -667,7 +660,7 @@ async fn walk_exchange(
         return Err(AppError::Refused(Refusal::AlreadyDone).into());
     }
     let config = config(&state.stores.db, &s.app_id).await?;
-    let steps = day_steps(&state.stores.db, s.user_id, &now.day, false)
+    let steps = day_steps(&state.stores.db, s.user_id, &now.day)
         .await?
         .map_or(0, |(steps, _)| steps);
     let amount = steps / config.rate;
