@@ -4,7 +4,11 @@
 #      `redpack` (grabs answered after their commit) with the same concurrency; prints both rows
 #      and the ratio. The redpack scenario checks the server's granted count against the grabs it
 #      acknowledged (over-grab must be 0).
-#   2. In process: `card-actor-bench` (the card actor's grab rate, ledger in memory) against the
+#   2. Websocket fan-out: `ws-fanout` connects SUBSCRIBERS websockets (leaderboard:points and
+#      redpack:radio), measures the time from a score change to its delivery to every subscriber,
+#      then holds the connections while the same `redpack` run repeats on new cards; prints the
+#      grab rate with subscribers against the rate without them.
+#   3. In process: `card-actor-bench` (the card actor's grab rate, ledger in memory) against the
 #      same grab as a Redis Lua script driven by `redis-benchmark` on this machine; prints the ratio.
 #
 # Usage:
@@ -16,6 +20,7 @@
 #   CARDS           cards each user grabs once                (default 10)
 #   DURATION        time budget of each closed loop, seconds  (default 15)
 #   CONCURRENCY     closed-loop workers                       (default 64)
+#   SUBSCRIBERS     websocket subscribers                     (default 10000; 0 skips part 2)
 #   GRABS           card-actor-bench and redis-benchmark grabs (default 1000000 / 300000)
 #   REDIS_PORT      port of a private redis-server started for part 2 (default 16399)
 #   SKIP_BUILD=1    use the binaries already in the target directory
@@ -35,6 +40,7 @@ CONCURRENCY=${CONCURRENCY:-64}
 GRABS=${GRABS:-1000000}
 REDIS_GRABS=${REDIS_GRABS:-300000}
 REDIS_PORT=${REDIS_PORT:-16399}
+SUBSCRIBERS=${SUBSCRIBERS:-10000}
 
 backend=${1:-}
 case "$backend" in
@@ -54,6 +60,7 @@ fi
 SERVER_BIN=$TARGET_DIR/release/points-engine
 LOADTEST_BIN=$TARGET_DIR/release/points-loadtest
 ACTOR_BIN=$TARGET_DIR/release/card-actor-bench
+FANOUT_BIN=$TARGET_DIR/release/ws-fanout
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/points-redpack.XXXXXX")
 SERVER_PID=
@@ -67,7 +74,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [[ "$backend" == postgres ]]; then
-    psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null
+    PGOPTIONS='-c client_min_messages=warning' psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 \
+        -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >/dev/null
     database_url=$DATABASE_URL
 else
     database_url="sqlite://$TMP/bench.db"
@@ -96,6 +104,26 @@ echo "== HTTP: trivial, then red-packet grabs ($USERS users x $CARDS cards)" >&2
 TRIVIAL_ROW=$(run trivial --requests 10000000)
 REDPACK_ROW=$(run redpack --users "$USERS" --cards "$CARDS" --requests $((USERS * CARDS)))
 HTTP_RATIO=$(awk -v a="$(req_per_s "$TMP/redpack.json")" -v b="$(req_per_s "$TMP/trivial.json")" 'BEGIN { printf "%.2f", a / b }')
+FANOUT_LINES=
+WITH_SUBS_ROW=
+SUBS_RATIO=
+if ((SUBSCRIBERS > 0)); then
+    echo "== websocket: $SUBSCRIBERS subscribers, then the grabs again with them connected" >&2
+    mv "$TMP/redpack.json" "$TMP/redpack-alone.json"
+    "$FANOUT_BIN" --url "$BASE_URL" --admin-key "$ADMIN_KEY" --subscribers "$SUBSCRIBERS" \
+        --changes 20 --interval-ms 500 --hold-secs $((DURATION + 60)) --ready-file "$TMP/fanout.ready" \
+        >"$TMP/fanout.out" 2>"$TMP/fanout.err" &
+    FANOUT_PID=$!
+    until [[ -f "$TMP/fanout.ready" ]]; do
+        kill -0 "$FANOUT_PID" 2>/dev/null || { cat "$TMP/fanout.err" >&2; exit 1; }
+        sleep 0.5
+    done
+    WITH_SUBS_ROW=$(run redpack --users "$USERS" --cards "$CARDS" --requests $((USERS * CARDS)) --label "$backend, $SUBSCRIBERS ws subscribers")
+    SUBS_RATIO=$(awk -v a="$(req_per_s "$TMP/redpack.json")" -v b="$(req_per_s "$TMP/redpack-alone.json")" 'BEGIN { printf "%.2f", a / b }')
+    kill -TERM "$FANOUT_PID" 2>/dev/null || true
+    wait "$FANOUT_PID" 2>/dev/null || true
+    FANOUT_LINES=$(cat "$TMP/fanout.out")
+fi
 kill -TERM "$SERVER_PID" 2>/dev/null || true
 wait "$SERVER_PID" 2>/dev/null || true
 SERVER_PID=
@@ -133,8 +161,14 @@ echo '| label | scenario | requests ok | errors | seconds | req/s | p50 ms | p99
 echo '|---|---|---:|---:|---:|---:|---:|---:|---:|'
 echo "$TRIVIAL_ROW"
 echo "$REDPACK_ROW"
+[[ -n "$WITH_SUBS_ROW" ]] && echo "$WITH_SUBS_ROW"
 echo
 echo "redpack / trivial: ${HTTP_RATIO}x (target >= 0.25x)"
+if [[ -n "$SUBS_RATIO" ]]; then
+    echo "websocket fan-out (score change to delivery):"
+    echo "$FANOUT_LINES" | head -n 1
+    echo "redpack with $SUBSCRIBERS subscribers / without: ${SUBS_RATIO}x (target >= 0.8x)"
+fi
 echo "$ACTOR_LINE"
 echo "$REDIS_LINE"
 if [[ -n "$REDIS_RATE" ]]; then

@@ -125,7 +125,10 @@ impl Application {
         // lands between the two reaches them as a notification, and the merge keeps the newer.
         let clock = BizClock::new(settings.timezone);
         let day_of: points_actors::leaderboard::DayOf = Arc::new(move |ms| clock.format_date(ms));
-        let leaderboard = points_actors::leaderboard::LeaderboardActor::new(day_of).start();
+        let board_changed = Arc::new(tokio::sync::Notify::new());
+        let leaderboard = points_actors::leaderboard::LeaderboardActor::new(day_of)
+            .notify_changes(Arc::clone(&board_changed))
+            .start();
         ledger.do_send(points_actors::Listen(leaderboard.clone().recipient()));
         crate::activities::leaderboard::rebuild(&stores.db, &clock, &leaderboard)
             .await
@@ -150,7 +153,7 @@ impl Application {
             hub: Arc::clone(&hub),
             leaderboard,
         });
-        crate::activities::leaderboard::spawn(state.clone());
+        crate::activities::leaderboard::spawn(state.clone(), board_changed);
         if settings.jobs {
             crate::jobs::spawn(state.clone());
         }

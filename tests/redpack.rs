@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use common::{backends, spawn_app, spawn_app_with, spawn_process, ADMIN_KEY};
 use futures_util::stream::{self, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 
 /// Requests in flight at once in the storms.
@@ -819,5 +820,109 @@ async fn a_server_killed_during_a_grab_storm_loses_no_grab_and_grants_no_packet_
             "an order was delivered twice: {acked:?}"
         );
         drop(server);
+    }
+}
+
+#[actix_web::test]
+async fn a_websocket_client_sees_its_grabs_and_its_rank_change_in_order() {
+    use tokio_tungstenite::tungstenite::Message;
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let t = target_of(&app);
+        let (batch, card) = t.card("积分", 10, 50, 1, ("00:00:00", "24:00:00")).await;
+        let pool = t
+            .admin(
+                "/admin/redpack/pools",
+                json!({"title": "live", "total_points": 90, "count": 3, "split": "even"}),
+            )
+            .await["data"]["id"]
+            .as_i64()
+            .expect("pool");
+        let users = t.users("live", 1, 5).await;
+        let user = &users[0];
+        let token = user.1.trim_start_matches("Bearer ");
+        let url = format!(
+            "{}/ws?token={token}",
+            app.address.replacen("http://", "ws://", 1)
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("upgrade");
+        let topics = [
+            "redpack:radio".to_string(),
+            format!("redpack:pool:{pool}"),
+            "leaderboard:points".into(),
+        ];
+        for topic in &topics {
+            ws.send(Message::text(
+                json!({"op": "subscribe", "topic": topic}).to_string(),
+            ))
+            .await
+            .expect("subscribe");
+        }
+
+        // Act: a card grab, then a pool grab.
+        assert_eq!(
+            t.rob(user, batch, card).await.expect("grab")["status"],
+            true
+        );
+        let pool_grab = t
+            .post(
+                "/v2/redpack/pool/rob.json",
+                Some(&user.1),
+                &json!({"app_id": "default", "user_id": user.0, "id": pool}),
+            )
+            .await
+            .expect("pool grab");
+        assert_eq!(pool_grab["data"]["amount"], 30, "{pool_grab}");
+
+        // Assert: the radio shows the card win, the pool topic the pool grab, and the points
+        // board climbs to the final balance without going back; seq grows by one per topic.
+        let final_balance = 5 - 1 + 50 + 30;
+        let (mut radio, mut pooled, mut best) = (false, false, 0);
+        let mut seqs: HashMap<String, i64> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(radio && pooled && best == final_balance) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = tokio::time::timeout(left, ws.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{backend:?}: frames missing: radio {radio} pool {pooled} best {best}")
+                })
+                .expect("open")
+                .expect("frame");
+            let Message::Text(text) = msg else { continue };
+            let frame: Value = serde_json::from_str(text.as_str()).expect("json");
+            // Acknowledgements (`{"op":"subscribed",..}`) carry no `seq`.
+            let (Some(topic), Some(seq)) = (frame["topic"].as_str(), frame["seq"].as_i64()) else {
+                continue;
+            };
+            if let Some(prev) = seqs.insert(topic.to_string(), seq) {
+                assert_eq!(seq, prev + 1, "{topic}: {frame}");
+            }
+            let events = frame["data"]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if topic == "redpack:radio" {
+                radio |= events
+                    .iter()
+                    .any(|e| e["user_id"] == user.0.as_str() && e["amount"] == 50);
+            } else if topic.starts_with("redpack:pool:") {
+                pooled |= events
+                    .iter()
+                    .any(|e| e["user_id"] == user.0.as_str() && e["amount"] == 30);
+            } else if topic == "leaderboard:points" {
+                let mine = frame["data"]["top"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|r| r["user_id"] == user.0.as_str())
+                    .and_then(|r| r["score"].as_i64())
+                    .unwrap_or(0);
+                assert!(mine >= best, "{backend:?}: the board went back: {frame}");
+                best = mine;
+            }
+        }
     }
 }

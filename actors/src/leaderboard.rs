@@ -183,6 +183,9 @@ pub struct LeaderboardActor {
     /// The business day of the last [`TakeChanged`]: when it moves, every app's daily boards
     /// are published again (empty for the new day).
     today: String,
+    /// Woken when a board changes, so the publisher sends it at once instead of on its next
+    /// tick.
+    on_change: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl LeaderboardActor {
@@ -193,7 +196,14 @@ impl LeaderboardActor {
             changed: HashSet::new(),
             day_of,
             today: String::new(),
+            on_change: None,
         }
+    }
+
+    /// Wakes `notify` whenever a board changes.
+    pub fn notify_changes(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
+        self.on_change = Some(notify);
+        self
     }
 
     fn board(&mut self, app_id: &str, key: BoardKey) -> &mut Board {
@@ -202,6 +212,9 @@ impl LeaderboardActor {
 
     fn touch(&mut self, app_id: &str, key: BoardKey) {
         self.changed.insert((app_id.to_string(), key));
+        if let Some(notify) = &self.on_change {
+            notify.notify_one();
+        }
     }
 }
 

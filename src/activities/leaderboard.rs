@@ -40,7 +40,8 @@ use crate::facades::{GET, GET_POST};
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Params, RouteDoc, Routes};
 use crate::state::AppState;
 
-/// How often changed boards are published to the websocket hub. Short, so a change to a quiet
+/// How often the publisher looks at the boards when no change woke it (day changes, rebuilds).
+/// Changes wake it at once. Short, so a change to a quiet
 /// board reaches subscribers at once (the hub sends a quiet topic's first change immediately and
 /// coalesces the rest to one frame per `WS_COALESCE_INTERVAL`); a cycle with no change costs one
 /// actor message.
@@ -328,13 +329,17 @@ pub async fn publish_changed(state: &AppState) -> Result<usize, AppError> {
 
 /// Publishes changed boards every [`LEADERBOARD_PUBLISH_INTERVAL`] and rebuilds the boards
 /// every [`LEADERBOARD_REBUILD_INTERVAL`], for as long as the process runs.
-pub fn spawn(state: web::Data<AppState>) {
+pub fn spawn(state: web::Data<AppState>, changed: std::sync::Arc<tokio::sync::Notify>) {
     actix_web::rt::spawn(async move {
         let mut tick = tokio::time::interval(LEADERBOARD_PUBLISH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rebuilt = Instant::now();
         loop {
-            tick.tick().await;
+            // A change wakes the publisher at once; the tick catches day changes and rebuilds.
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = changed.notified() => {}
+            }
             if rebuilt.elapsed() >= LEADERBOARD_REBUILD_INTERVAL {
                 rebuilt = Instant::now();
                 if let Err(e) = rebuild(&state.stores.db, &state.clock, &state.leaderboard).await {

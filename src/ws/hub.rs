@@ -3,7 +3,7 @@
 //! Publishers never wait and never encode per subscriber: they drop an event or a new state into
 //! the topic's pending slot, which becomes one frame `{"topic","seq","data"}`, encoded once and
 //! sent as shared [`Bytes`] through a broadcast channel. A topic sends at most one frame per
-//! [`WS_COALESCE_INTERVAL`]: a change to a topic that was quiet for an interval goes out at once
+//! [`WS_COALESCE_INTERVAL`] ([`WS_RADIO_INTERVAL`] for the red-packet radio): a change to a topic that was quiet for an interval goes out at once
 //! (so a lone change is not delayed), and changes inside the interval are coalesced and sent by a
 //! ticker every [`WS_TICK_INTERVAL`] once the interval has passed. `seq` grows by one per frame:
 //! a client that sees a gap knows it missed a frame and refetches.
@@ -21,12 +21,19 @@ use tokio::sync::broadcast;
 
 /// Least time between two frames of one topic (at most 5 frames per second per topic).
 pub const WS_COALESCE_INTERVAL: Duration = Duration::from_millis(200);
+/// Least time between two frames of the red-packet radio. A grab storm produces winners faster
+/// than anyone reads them, and the radio is a ticker: one frame a second with the latest winners
+/// keeps its fan-out (a frame to every subscriber) from taking the CPU the grabs need.
+pub const WS_RADIO_INTERVAL: Duration = Duration::from_secs(1);
+/// The radio's topic.
+pub const RADIO_TOPIC: &str = "redpack:radio";
 /// How often the ticker looks for coalesced changes that are due.
 pub const WS_TICK_INTERVAL: Duration = Duration::from_millis(25);
 /// Frames a subscriber may lag behind before it is disconnected.
 pub const WS_SUBSCRIBER_BUFFER_FRAMES: usize = 64;
-/// Most events one frame carries; older ones of the interval are dropped and counted.
-pub const WS_FRAME_EVENTS_MAX: usize = 500;
+/// Most events one frame carries; older ones of the interval are dropped and counted in the
+/// frame's `dropped`, so a client that needs every event refetches.
+pub const WS_FRAME_EVENTS_MAX: usize = 50;
 
 enum Pending {
     Nothing,
@@ -44,6 +51,8 @@ struct Slot {
 
 struct Topic {
     name: String,
+    /// Least time between two frames.
+    interval: Duration,
     tx: broadcast::Sender<Bytes>,
     slot: Mutex<Slot>,
     seq: AtomicU64,
@@ -58,7 +67,7 @@ impl Topic {
                 let due = force
                     || slot
                         .last_sent
-                        .is_none_or(|at| now.duration_since(at) >= WS_COALESCE_INTERVAL);
+                        .is_none_or(|at| now.duration_since(at) >= self.interval);
                 if !due || matches!(slot.pending, Pending::Nothing) {
                     return;
                 }
@@ -101,6 +110,11 @@ impl Hub {
             || {
                 Arc::new(Topic {
                     name: name.to_string(),
+                    interval: if name == RADIO_TOPIC {
+                        WS_RADIO_INTERVAL
+                    } else {
+                        WS_COALESCE_INTERVAL
+                    },
                     tx: broadcast::channel(WS_SUBSCRIBER_BUFFER_FRAMES).0,
                     slot: Mutex::new(Slot {
                         pending: Pending::Nothing,
