@@ -109,23 +109,17 @@ async fn commit_batch(
         .collect();
     let mut counters: HashMap<String, i64> = HashMap::new();
     if !counter_keys.is_empty() {
-        let counter_keys = json!(counter_keys).to_string();
-        sqlx::query(&format!(
+        // One statement creates the missing counters at zero and locks and reads them all, in
+        // key order: `DO UPDATE` takes the row lock that `SELECT ... FOR UPDATE` would.
+        let rows = sqlx::query(&format!(
             "INSERT INTO ledger_counters (counter_key, count, updated_at) \
-             SELECT r.value, 0, $2 FROM {} r WHERE true ON CONFLICT (counter_key) DO NOTHING",
+             SELECT r.value, 0, $2 FROM {} r WHERE true ORDER BY r.value \
+             ON CONFLICT (counter_key) DO UPDATE SET count = ledger_counters.count \
+             RETURNING counter_key, count",
             db.json_texts("$1")
         ))
-        .bind(counter_keys.as_str())
+        .bind(json!(counter_keys).to_string())
         .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let rows = sqlx::query(&format!(
-            "SELECT counter_key, count FROM ledger_counters \
-             WHERE counter_key IN (SELECT r.value FROM {} r) ORDER BY counter_key{}",
-            db.json_texts("$1"),
-            db.for_update()
-        ))
-        .bind(counter_keys.as_str())
         .fetch_all(&mut *tx)
         .await?;
         for row in rows {
