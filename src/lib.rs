@@ -16,6 +16,7 @@
 //! - [`activities`]: red packets, lottery, blind boxes, morning rounds, walk, leaderboards:
 //!   their SQL and routes; the actors are in `points-actors`.
 //! - [`ws`]: the websocket facade and its topic hub.
+//! - [`features`]: sign-in, tasks, the prize shop.
 //! - [`fulfilment`]: the outbox worker delivering rewards paid outside to the webhook.
 //! - [`jobs`]: the daily jobs (expiry, session purge).
 //! - [`clock`]: business time; [`metrics`]: Prometheus; [`telemetry`]: logs.
@@ -27,6 +28,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod facades;
+pub mod features;
 pub mod fulfilment;
 pub mod http;
 pub mod jobs;

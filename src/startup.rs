@@ -42,6 +42,7 @@ pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     crate::activities::routes(cfg, doc);
     crate::ws::routes(cfg, doc);
     crate::fulfilment::routes(cfg, doc);
+    crate::features::routes(cfg, doc);
 }
 
 /// The OpenAPI document of every route [`register_routes`] registers.
