@@ -31,6 +31,10 @@ pub struct Activities {
     pub walk: walk::Walk,
     /// Morning check-in rounds (one actor per app and period) and the apps' rules.
     pub morning: morning::Morning,
+    /// 000 task finishes in progress, one lock per (app, task, user).
+    pub task_finishes: crate::features::tasks::FinishLocks,
+    /// Sign-ins and sign-in pop rewards being committed in this process.
+    pub signin: crate::features::signin::Signing,
 }
 
 /// Registers every activity route (000, 003 and admin), recording each in `doc`.
