@@ -57,6 +57,8 @@ pub struct Settings {
     pub jobs: bool,
     /// Log as JSON lines (`POINTS_LOG_JSON=1`).
     pub log_json: bool,
+    /// Directory uploaded images are stored in (`POINTS_UPLOAD_DIR`).
+    pub upload_dir: std::path::PathBuf,
 }
 
 /// Default session lifetime: 30 days, like a mini-program's login state.
@@ -87,6 +89,7 @@ impl Default for Settings {
             db_max_connections: 16,
             jobs: true,
             log_json: false,
+            upload_dir: "data/uploads".into(),
         }
     }
 }
@@ -180,6 +183,9 @@ impl Settings {
             s.jobs = !matches!(v.as_str(), "0" | "false" | "no" | "off");
         }
         s.log_json = get("POINTS_LOG_JSON").is_some_and(|v| v == "1" || v == "true");
+        if let Some(v) = get("POINTS_UPLOAD_DIR") {
+            s.upload_dir = v.into();
+        }
         Ok(s)
     }
 }
@@ -250,6 +256,7 @@ impl fmt::Debug for Settings {
             .field("session_ttl", &self.session_ttl)
             .field("db_max_connections", &self.db_max_connections)
             .field("jobs", &self.jobs)
+            .field("upload_dir", &self.upload_dir)
             .finish()
     }
 }

@@ -170,6 +170,8 @@ async fn login(state: web::Data<AppState>, p: Params<LoginReq, Mini>) -> Reply {
             AppError::Unavailable(_) => AppError::Coded(-4, "创建用户失败".into()),
             other => other,
         })?;
+    crate::features::invites::on_login(&state, &login.user, login.is_new, p.invite.as_deref())
+        .await;
     Ok(ok(json!(LoginData {
         openid: login.user.platform_uid,
         is_new: login.is_new,
