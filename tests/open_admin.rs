@@ -1239,3 +1239,30 @@ async fn the_openapi_document_lists_every_route_and_the_server_serves_each() {
         app.handle.stop(true).await;
     }
 }
+
+#[actix_web::test]
+async fn timed_task_runs_the_daily_jobs_and_is_idempotent() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (status, body) = app
+            .post("/center/admin/timedTask", &[], &serde_json::json!({}))
+            .await;
+        assert_eq!(
+            (status, body["code"].clone()),
+            (200, serde_json::json!(40100)),
+            "{body}"
+        );
+        for _ in 0..2 {
+            let (status, body) = app
+                .post(
+                    "/center/admin/timedTask",
+                    &[("X-Admin-Key", common::ADMIN_KEY)],
+                    &serde_json::json!({}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["code"], 0, "{backend:?}: {body}");
+            assert_eq!(body["result"]["expired_points"], 0, "{body}");
+        }
+    }
+}

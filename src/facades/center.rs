@@ -94,6 +94,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         change_points,
     );
+    r.add::<crate::http::Empty, crate::facades::admin::JobReport, _, _>(
+        RouteDoc {
+            path: "/center/admin/timedTask",
+            methods: GET_POST,
+            tag,
+            summary: "定时任务: run the daily jobs now",
+            description: "`X-Admin-Key`. Runs what runs every day at 00:00 business time (and every minute to catch up): expires due points, purges expired sessions, settles due morning rounds and archives the boards. Every step is idempotent, so calling it twice, or late, changes nothing extra. `result` counts what was done.",
+        },
+        timed_task,
+    );
+}
+
+/// `timedTask`: the daily jobs, on demand.
+async fn timed_task(state: web::Data<AppState>, _admin: AdminKey<Center>) -> Reply {
+    let report = crate::jobs::run_daily(&state).await?;
+    Ok(ok(json!(report)))
 }
 
 #[derive(Serialize, ToSchema)]
