@@ -37,6 +37,40 @@ pub struct Activities {
     pub signin: crate::features::signin::Signing,
 }
 
+/// Ledger keys being committed in this process: a second request for a key already on its way
+/// to the ledger is refused at once instead of racing the first (where it would be answered as a
+/// replay). The ledger's key stays the guard across processes.
+#[derive(Default)]
+pub struct InFlightKeys {
+    // std Mutex: insert and remove only, never held across an await.
+    keys: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Holds a key in [`InFlightKeys`] until dropped.
+pub struct InFlight<'a> {
+    owner: &'a InFlightKeys,
+    key: String,
+}
+
+impl InFlightKeys {
+    /// Takes `key`, or `None` while another request holds it.
+    pub fn begin(&self, key: &str) -> Option<InFlight<'_>> {
+        let mut keys = self.keys.lock().ok()?;
+        keys.insert(key.to_string()).then(|| InFlight {
+            owner: self,
+            key: key.to_string(),
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.owner.keys.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
 /// Registers every activity route (000, 003 and admin), recording each in `doc`.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, doc: &mut ApiDoc) {
     redpack::routes(cfg, doc);

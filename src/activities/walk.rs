@@ -18,8 +18,7 @@
 //! `v2/kingkong/cover_img.json`; 003 `/api/wx_run/`; admin `/admin/walk/config`,
 //! `/admin/covers`.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
 
 use actix_web::{web, HttpResponse};
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
@@ -65,35 +64,7 @@ type MiniReply = Result<HttpResponse, Failure<Mini>>;
 
 /// Exchanges being committed in this process, by ledger key: a second request for the same
 /// user and day is refused at once instead of racing the first to the ledger.
-#[derive(Default)]
-pub struct Walk {
-    // std Mutex: insert and remove only, never held across an await.
-    in_flight: Mutex<HashSet<String>>,
-}
-
-/// Holds a ledger key in [`Walk`]'s in-flight set until dropped.
-struct InFlight<'a> {
-    walk: &'a Walk,
-    key: String,
-}
-
-impl Walk {
-    fn begin(&self, key: &str) -> Option<InFlight<'_>> {
-        let mut set = self.in_flight.lock().ok()?;
-        set.insert(key.to_string()).then(|| InFlight {
-            walk: self,
-            key: key.to_string(),
-        })
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.walk.in_flight.lock() {
-            set.remove(&self.key);
-        }
-    }
-}
+pub type Walk = crate::activities::InFlightKeys;
 
 // ----- decryption -----
 

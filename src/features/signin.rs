@@ -29,8 +29,7 @@
 //! Routes: 000 `v2/sign/do.json`, `v2/sign/detail.json`, `v2/sign/pop/info.json`,
 //! `v2/sign/pop.json`; 003 `/api/sign/`, `/api/sign_status/`; admin `/admin/signin/config`.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{Datelike, NaiveDate};
@@ -233,35 +232,7 @@ pub fn pop_key(app_id: &str, action: PopAction, user_id: i64) -> String {
 /// Sign-ins and pop rewards being committed in this process, by ledger key: a second request
 /// for the same key is refused at once instead of racing the first to the ledger (where it
 /// would be answered as a replay, indistinguishable from the first).
-#[derive(Default)]
-pub struct Signing {
-    // std Mutex: insert and remove only, never held across an await.
-    in_flight: Mutex<HashSet<String>>,
-}
-
-/// Holds a ledger key in [`Signing`]'s in-flight set until dropped.
-struct InFlight<'a> {
-    signing: &'a Signing,
-    key: String,
-}
-
-impl Signing {
-    fn begin(&self, key: &str) -> Option<InFlight<'_>> {
-        let mut set = self.in_flight.lock().ok()?;
-        set.insert(key.to_string()).then(|| InFlight {
-            signing: self,
-            key: key.to_string(),
-        })
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut set) = self.signing.in_flight.lock() {
-            set.remove(&self.key);
-        }
-    }
-}
+pub type Signing = crate::activities::InFlightKeys;
 
 // ----- storage -----
 
