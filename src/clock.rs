@@ -1,7 +1,7 @@
 //! Business time. Timestamps are stored as UTC epoch milliseconds; "a day" is a calendar day in
 //! the business timezone (`POINTS_TIMEZONE`), and times shown to clients are in that timezone.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 /// Now, as epoch milliseconds.
@@ -114,6 +114,47 @@ impl BizClock {
     }
 }
 
+/// The present moment as activities see it.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    /// Epoch ms.
+    pub ms: i64,
+    /// The business day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Seconds since the start of the business day (wall clock).
+    pub second_of_day: u32,
+}
+
+impl Moment {
+    pub fn now(clock: &BizClock) -> Self {
+        Self::at(clock, now_ms())
+    }
+
+    pub fn at(clock: &BizClock, ms: i64) -> Self {
+        let local = clock.local(ms);
+        Moment {
+            ms,
+            day: local.format("%Y-%m-%d").to_string(),
+            second_of_day: local.num_seconds_from_midnight(),
+        }
+    }
+}
+
+/// Parses `HH:MM` or `HH:MM:SS` into seconds of the day; `24:00:00` is the end of the day.
+pub fn parse_time_of_day(raw: &str) -> Option<u32> {
+    let parts: Vec<&str> = raw.trim().split(':').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.len() != 2) {
+        return None;
+    }
+    let n: Vec<u32> = parts
+        .iter()
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let seconds = n[0] * 3600 + n[1] * 60 + n.get(2).copied().unwrap_or(0);
+    let valid = (n[0] < 24 && n[1] < 60 && n.get(2).is_none_or(|s| *s < 60)) || seconds == 86_400;
+    valid.then_some(seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +190,23 @@ mod tests {
         assert_eq!(clock.parse("1700000000"), Some(1_700_000_000_000));
         assert_eq!(clock.parse("1700000000123"), Some(1_700_000_000_123));
         assert_eq!(clock.parse("yesterday"), None);
+    }
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(parse_time_of_day("08:00:00"), Some(28_800));
+        assert_eq!(parse_time_of_day("05:30"), Some(19_800));
+        assert_eq!(parse_time_of_day("24:00:00"), Some(86_400));
+        for bad in [
+            "",
+            "8:00",
+            "24:01",
+            "12:60",
+            "aa:bb",
+            "12:00:00:00",
+            "-1:00",
+        ] {
+            assert_eq!(parse_time_of_day(bad), None, "{bad}");
+        }
     }
 }

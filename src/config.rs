@@ -44,8 +44,9 @@ pub struct Settings {
     /// Ledger batching (`POINTS_LEDGER_BATCH_MAX`, `POINTS_LEDGER_LINGER_MS`,
     /// `POINTS_LEDGER_QUEUE_MAX`).
     pub ledger: LedgerLimits,
-    /// Ledger batches committing at once (`POINTS_LEDGER_PIPELINE`); default 2 on Postgres, 1 on
-    /// SQLite (one writer: a second batch would only wait).
+    /// Ledger batches committing at once (`POINTS_LEDGER_PIPELINE`, 1-8); default 1 on both
+    /// backends (on SQLite a second batch would only wait for the one writer; on Postgres more
+    /// may overlap one batch's commit with the next batch's reads).
     pub ledger_pipeline: Option<usize>,
     /// HTTP worker threads (`POINTS_WORKERS`); default: one per core.
     pub workers: usize,

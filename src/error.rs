@@ -1,7 +1,7 @@
 //! Domain errors, mapped once per facade.
 //!
 //! Handlers return [`AppError`]; each API dialect renders it into its own envelope and code table
-//! through a [`Dialect`] implementation (see `crate::facades`). Bad input is always one of the
+//! through a [`Dialect`] implementation (see `crate::dialect`). Bad input is always one of the
 //! 4xx-like variants: nothing here turns a caller's mistake into a 500.
 
 use actix_web::http::StatusCode;
@@ -183,7 +183,7 @@ impl From<LedgerError> for AppError {
             LedgerError::Conflict => {
                 AppError::Conflict("idempotency key already used with other parameters".into())
             }
-            LedgerError::LimitReached => AppError::LimitReached("limit reached".into()),
+            LedgerError::LimitReached { .. } => AppError::LimitReached("limit reached".into()),
             LedgerError::InvalidAmount(a) => AppError::Invalid(format!(
                 "amount {a} is out of range (non-zero, at most {} in magnitude)",
                 points_actors::ledger::CHANGE_AMOUNT_ABS_MAX

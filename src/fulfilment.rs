@@ -29,9 +29,9 @@ use tokio::sync::Notify;
 use actix_web::web;
 
 use crate::clock::now_ms;
+use crate::dialect::gift::{ok, ok_with, Gift, Reply};
+use crate::dialect::{GET_POST, POST};
 use crate::error::AppError;
-use crate::facades::giftpoint::{ok, ok_with, Gift, Reply};
-use crate::facades::{GET_POST, POST};
 use crate::http::{lenient, AdminKey, ApiDoc, Empty, Page, Params, RouteDoc, Routes};
 use crate::state::AppState;
 

@@ -5,15 +5,23 @@
 use std::time::Duration;
 
 use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::clock::now_ms;
 use crate::error::AppError;
-use crate::facades::admin::JobReport;
 use crate::state::AppState;
 
 /// How often the scheduler looks for due work. Expiry instants are midnights, so this bounds how
 /// late after midnight points expire (and how soon a restarted server catches up).
 pub const JOBS_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What one run of the daily jobs did.
+#[derive(Serialize, ToSchema)]
+pub struct JobReport {
+    pub expired_points: i64,
+    pub purged_sessions: u64,
+}
 
 /// Runs every daily step once, now.
 pub async fn run_daily(state: &AppState) -> Result<JobReport, AppError> {

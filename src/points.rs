@@ -5,12 +5,12 @@ use points_actors::ledger::CHANGE_AMOUNT_ABS_MAX;
 use points_actors::{Change, LedgerError, Limit, Outcome, Submit};
 
 use crate::clock::now_ms;
+use crate::dialect::IdempotencyKey;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::User;
 
-/// Longest idempotency key accepted from a client.
-pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+pub use crate::dialect::input::IDEMPOTENCY_KEY_BYTES_MAX;
 /// Longest free text (description, reference, kind) stored with an entry.
 pub const ENTRY_TEXT_CHARS_MAX: usize = 200;
 
@@ -29,18 +29,14 @@ pub struct ChangeRequest<'a> {
     pub limits: Vec<Limit>,
 }
 
-/// Checks a client idempotency key and namespaces it.
+/// Checks a client idempotency key and namespaces it (see [`IdempotencyKey`]).
 pub fn idem_key(namespace: &str, raw: &str) -> Result<String, AppError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err(AppError::invalid("idempotency key is empty"));
-    }
-    if raw.len() > IDEMPOTENCY_KEY_BYTES_MAX || raw.chars().any(char::is_control) {
-        return Err(AppError::invalid(format!(
-            "idempotency key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable bytes"
-        )));
-    }
-    Ok(format!("{namespace}:{raw}"))
+    IdempotencyKey::parse(namespace, raw).map(IdempotencyKey::into_string)
+}
+
+/// The values of ledger counters, in the order of `keys` (an absent counter is 0).
+pub async fn counter_values(state: &AppState, keys: &[String]) -> Result<Vec<i64>, AppError> {
+    Ok(crate::store::ledger::counter_values(&state.stores.db, keys).await?)
 }
 
 /// Checks a free-text field's length.

@@ -16,7 +16,7 @@ use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, PathsBuild
 
 use crate::clock::BizClock;
 use crate::config::Settings;
-use crate::db::{Db, Dialect};
+use crate::db::Db;
 use crate::facades::{admin, center, giftpoint, miniapp, open, service};
 use crate::http::ApiDoc;
 use crate::metrics::Metrics;
@@ -93,10 +93,7 @@ impl Application {
 
         let ledger_store: Arc<dyn LedgerStore> = Arc::new(stores.ledger.clone());
         let limits = LedgerLimits {
-            commits_in_flight_max: settings.ledger_pipeline.unwrap_or(match stores.db.dialect {
-                Dialect::Postgres => 1,
-                Dialect::Sqlite => 1,
-            }),
+            commits_in_flight_max: settings.ledger_pipeline.unwrap_or(1),
             ..settings.ledger
         };
         let ledger_metrics = metrics.ledger.clone();
@@ -119,7 +116,7 @@ impl Application {
             None => None,
         };
 
-        let hub = Arc::new(crate::ws::hub::Hub::default());
+        let hub = Arc::new(crate::runtime::hub::Hub::default());
         hub.start_ticker();
 
         // The leaderboards listen to the ledger before they read the database: a commit that

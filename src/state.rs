@@ -25,11 +25,11 @@ pub struct AppState {
     pub caches: Caches,
     pub redis: Option<Redis>,
     /// Running activity actors.
-    pub activities: Arc<crate::activities::Activities>,
+    pub activities: Arc<crate::runtime::Activities>,
     /// Wakes the fulfilment outbox worker.
     pub fulfilment_wake: Arc<tokio::sync::Notify>,
     /// Websocket topic fan-out.
-    pub hub: Arc<crate::ws::hub::Hub>,
+    pub hub: Arc<crate::runtime::hub::Hub>,
     /// Live leaderboards of every app (points, daily steps, daily invites).
     pub leaderboard: Addr<points_actors::leaderboard::LeaderboardActor>,
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -183,3 +183,121 @@ pub type SharedRegistry<K, A> = Arc<Registry<K, A>>;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+/// The bookkeeping every activity actor shares: commits in flight, last use, and whether it was
+/// asked to retire. Held by each actor as its `life` field (see [`ActivityActor`]).
+#[derive(Debug)]
+pub struct Lifecycle {
+    /// Actions handed to the ledger and not yet answered.
+    pub pending: usize,
+    /// The last message that asked the actor for something.
+    pub last_used: Instant,
+    /// Set by [`Retire`]: new actions are refused while the pending ones finish.
+    pub retiring: bool,
+}
+
+impl Lifecycle {
+    pub fn new() -> Self {
+        Self {
+            pending: 0,
+            last_used: Instant::now(),
+            retiring: false,
+        }
+    }
+
+    /// Records a use, postponing the idle stop.
+    pub fn touch(&mut self) {
+        self.last_used = Instant::now();
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An activity actor: one per activity instance, stopped when idle or retired.
+pub trait ActivityActor: Actor<Context = Context<Self>> {
+    fn life(&self) -> &Lifecycle;
+    fn life_mut(&mut self) -> &mut Lifecycle;
+    /// What the actor does when asked to retire, before it waits for its pending commits.
+    fn on_retire(&mut self) {}
+}
+
+/// Bounds the mailbox and stops the actor once it has been idle for [`ACTIVITY_IDLE_TIMEOUT`]
+/// with nothing pending. Every activity actor calls it from `Actor::started`.
+pub fn start_lifecycle<A: ActivityActor>(ctx: &mut Context<A>) {
+    ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
+    ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
+        let life = actor.life();
+        if life.pending == 0 && life.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
+            ctx.stop();
+        }
+    });
+}
+
+/// How often a retiring actor looks whether its pending commits are all answered.
+const RETIRE_POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// The [`Retire`] handler of every activity actor: marks it retiring, stops it once its pending
+/// commits are answered, and completes then, so the caller can wait for the actor to drain
+/// before the next one reads the database.
+pub fn retire<A: ActivityActor>(actor: &mut A, ctx: &mut Context<A>) -> ResponseActFuture<A, ()> {
+    actor.on_retire();
+    actor.life_mut().retiring = true;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    if actor.life().pending == 0 {
+        ctx.stop();
+        let _ = done_tx.send(());
+    } else {
+        let mut done_tx = Some(done_tx);
+        ctx.run_interval(RETIRE_POLL_INTERVAL, move |actor, ctx| {
+            if actor.life().pending == 0 {
+                ctx.stop();
+                if let Some(tx) = done_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        });
+    }
+    Box::pin(
+        async move {
+            let _ = done_rx.await;
+        }
+        .into_actor(actor),
+    )
+}
+
+/// Implements [`ActivityActor`] over the actor's `life` field and its [`Retire`] handler through
+/// [`retire`]. Write `activity_actor!(Type)`, or `activity_actor!(Type, on_retire = method)` for
+/// an actor that does something of its own first.
+#[macro_export]
+macro_rules! activity_actor {
+    ($actor:ty $(, on_retire = $hook:ident)?) => {
+        impl $crate::activity::ActivityActor for $actor {
+            fn life(&self) -> &$crate::activity::Lifecycle {
+                &self.life
+            }
+            fn life_mut(&mut self) -> &mut $crate::activity::Lifecycle {
+                &mut self.life
+            }
+            $(fn on_retire(&mut self) {
+                self.$hook();
+            })?
+        }
+
+        impl ::actix::Handler<$crate::activity::Retire> for $actor {
+            type Result = ::actix::ResponseActFuture<Self, ()>;
+
+            /// Refuses new actions and completes once the pending ones are answered.
+            fn handle(
+                &mut self,
+                _msg: $crate::activity::Retire,
+                ctx: &mut Self::Context,
+            ) -> Self::Result {
+                $crate::activity::retire(self, ctx)
+            }
+        }
+    };
+}

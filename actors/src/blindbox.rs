@@ -8,14 +8,11 @@
 //! opening or an over-payment even if two processes serve the same app.
 
 use std::collections::HashSet;
-use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::activity::{
-    ActivityError, Refusal, Retire, ACTIVITY_IDLE_CHECK_INTERVAL, ACTIVITY_IDLE_TIMEOUT,
-    ACTIVITY_MAILBOX_MAX, ACTIVITY_PENDING_MAX,
-};
+use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
+use crate::activity_actor;
 use crate::ledger::{Change, LedgerActor, LedgerError, Limit, OrderSpec, Outcome, Submit};
 
 /// Most boxes one app holds.
@@ -111,10 +108,8 @@ pub struct ShowBoxes {
 pub struct BoxActor {
     config: BoxConfig,
     state: BoxState,
-    pending: usize,
+    life: Lifecycle,
     ledger: Addr<LedgerActor>,
-    last_used: Instant,
-    retiring: bool,
 }
 
 impl BoxActor {
@@ -124,10 +119,8 @@ impl BoxActor {
         Self {
             config,
             state,
-            pending: 0,
+            life: Lifecycle::new(),
             ledger,
-            last_used: Instant::now(),
-            retiring: false,
         }
     }
 
@@ -198,12 +191,7 @@ impl Actor for BoxActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
-        ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
-            if actor.pending == 0 && actor.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
-                ctx.stop();
-            }
-        });
+        start_lifecycle(ctx);
     }
 }
 
@@ -213,7 +201,7 @@ impl Handler<OpenBox> for BoxActor {
     /// Checks the box is unlocked and not opened today, chooses the payout, reserves it and
     /// answers after the ledger commit; a refused commit gives the reservation back.
     fn handle(&mut self, msg: OpenBox, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.roll(&msg.day);
         let found = self
             .config
@@ -221,7 +209,7 @@ impl Handler<OpenBox> for BoxActor {
             .iter()
             .position(|b| b.name == msg.box_name);
         let decided = (|| {
-            if self.retiring || self.pending >= ACTIVITY_PENDING_MAX {
+            if self.life.retiring || self.life.pending >= ACTIVITY_PENDING_MAX {
                 return Err(ActivityError::Busy);
             }
             let index = found.ok_or_else(|| Refusal::Other {
@@ -258,13 +246,13 @@ impl Handler<OpenBox> for BoxActor {
         if external {
             self.state.external_paid[index] += 1;
         }
-        self.pending += 1;
+        self.life.pending += 1;
         let spec = self.config.boxes[index].clone();
         let change = self.change(&msg, &spec, &payout);
         let day = self.state.day.clone();
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             let result = result
                 .map_err(ActivityError::from)
                 .and_then(|r| r.map_err(ActivityError::from));
@@ -278,7 +266,7 @@ impl Handler<OpenBox> for BoxActor {
                         actor.state.external_paid[index] -= 1;
                     }
                     Err(match e {
-                        ActivityError::Ledger(LedgerError::LimitReached) => {
+                        ActivityError::Ledger(LedgerError::LimitReached { .. }) => {
                             // Another process paid the last external units: the database's
                             // count wins, and the next opening pays points.
                             actor.state.external_paid[index] = spec.alipay_point_valve;
@@ -305,7 +293,7 @@ impl Handler<ShowBoxes> for BoxActor {
 
     /// Every box with whether the user opened it today and its external stock left.
     fn handle(&mut self, msg: ShowBoxes, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.roll(&msg.day);
         let boxes = self
             .config
@@ -324,35 +312,4 @@ impl Handler<ShowBoxes> for BoxActor {
     }
 }
 
-impl Handler<Retire> for BoxActor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    /// Refuses new openings and completes once the pending ones are answered, so the caller can
-    /// wait for the boxes to drain before the next actor reads the database.
-    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) -> Self::Result {
-        self.retiring = true;
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut done_tx = Some(done_tx);
-        if self.pending == 0 {
-            ctx.stop();
-            if let Some(tx) = done_tx.take() {
-                let _ = tx.send(());
-            }
-        } else {
-            ctx.run_interval(std::time::Duration::from_millis(20), move |actor, ctx| {
-                if actor.pending == 0 {
-                    ctx.stop();
-                    if let Some(tx) = done_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-        }
-        Box::pin(
-            async move {
-                let _ = done_rx.await;
-            }
-            .into_actor(self),
-        )
-    }
-}
+activity_actor!(BoxActor);

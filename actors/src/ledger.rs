@@ -182,9 +182,10 @@ pub enum LedgerError {
     /// The idempotency key was used before with other parameters.
     #[error("idempotency key already used with other parameters")]
     Conflict,
-    /// The change's counter reached its ceiling (a daily cap).
+    /// A counter of the change reached its ceiling (a daily cap, a stock); `key` names the
+    /// first of the change's limits that refused.
     #[error("limit reached")]
-    LimitReached,
+    LimitReached { key: String },
     /// The amount is zero or out of range.
     #[error("invalid amount {0}")]
     InvalidAmount(i64),
@@ -347,12 +348,14 @@ pub fn plan_batch(
         }
         batch_keys.insert((change.app_id.as_str(), change.idem_key.as_str()), index);
 
-        if change
+        if let Some(full) = change
             .limits
             .iter()
-            .any(|limit| counters.get(&limit.key).copied().unwrap_or(0) >= limit.max)
+            .find(|limit| counters.get(&limit.key).copied().unwrap_or(0) >= limit.max)
         {
-            plan.decisions.push(Err(LedgerError::LimitReached));
+            plan.decisions.push(Err(LedgerError::LimitReached {
+                key: full.key.clone(),
+            }));
             continue;
         }
         let balance = balances.entry(change.user_id).or_insert(0);
@@ -967,8 +970,9 @@ mod tests {
             counters,
         );
         assert_eq!(plan.decisions[0], Ok(Some(0)));
-        assert_eq!(plan.decisions[1], Err(LedgerError::LimitReached));
-        assert_eq!(plan.decisions[2], Err(LedgerError::LimitReached));
+        let refused = Err(LedgerError::LimitReached { key: "cap".into() });
+        assert_eq!(plan.decisions[1], refused);
+        assert_eq!(plan.decisions[2], refused);
         assert_eq!(plan.counter_updates, vec![("cap".to_string(), 2)]);
     }
 }

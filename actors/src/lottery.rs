@@ -9,14 +9,11 @@
 //! the draws it would refuse anyway.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::activity::{
-    ActivityError, Refusal, Retire, ACTIVITY_IDLE_CHECK_INTERVAL, ACTIVITY_IDLE_TIMEOUT,
-    ACTIVITY_MAILBOX_MAX, ACTIVITY_PENDING_MAX,
-};
+use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
+use crate::activity_actor;
 use crate::ledger::{Change, LedgerActor, LedgerError, Leg, Limit, OrderSpec, Outcome, Submit};
 use crate::redpack::REWARD_POINTS;
 
@@ -142,10 +139,8 @@ pub fn pick_prize(prizes: &[Prize], roll: u32) -> Option<usize> {
 pub struct LotteryActor {
     config: LotteryConfig,
     state: LotteryState,
-    pending: usize,
+    life: Lifecycle,
     ledger: Addr<LedgerActor>,
-    last_used: Instant,
-    retiring: bool,
 }
 
 impl LotteryActor {
@@ -155,10 +150,8 @@ impl LotteryActor {
         Self {
             config,
             state,
-            pending: 0,
+            life: Lifecycle::new(),
             ledger,
-            last_used: Instant::now(),
-            retiring: false,
         }
     }
 
@@ -251,12 +244,7 @@ impl Actor for LotteryActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
-        ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
-            if actor.pending == 0 && actor.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
-                ctx.stop();
-            }
-        });
+        start_lifecycle(ctx);
     }
 }
 
@@ -266,9 +254,9 @@ impl Handler<Draw> for LotteryActor {
     /// Checks the allowance, picks a prize, reserves the draw (and the prize's unit) and
     /// answers after the ledger commit; a refused commit gives both back.
     fn handle(&mut self, msg: Draw, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.roll(&msg.day);
-        let refused = if self.retiring || self.pending >= ACTIVITY_PENDING_MAX {
+        let refused = if self.life.retiring || self.life.pending >= ACTIVITY_PENDING_MAX {
             Some(ActivityError::Busy)
         } else if !self.config.open {
             Some(Refusal::Closed.into())
@@ -294,13 +282,13 @@ impl Handler<Draw> for LotteryActor {
         if let Some(i) = won {
             self.state.granted[i] += 1;
         }
-        self.pending += 1;
+        self.life.pending += 1;
         let prize = won.map(|i| self.config.prizes[i].clone());
         let change = self.change(&msg, number, prize.as_ref());
         let day = self.state.day.clone();
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             let result = result
                 .map_err(ActivityError::from)
                 .and_then(|r| r.map_err(ActivityError::from));
@@ -320,9 +308,12 @@ impl Handler<Draw> for LotteryActor {
                         actor.state.granted[i] -= 1;
                     }
                     Err(match e {
-                        // Without a prize only the daily counter can have refused: another
-                        // process used the user's allowance, and the database's count wins.
-                        ActivityError::Ledger(LedgerError::LimitReached) if won.is_none() => {
+                        // The daily counter refused: another process used the user's
+                        // allowance, and the database's count wins.
+                        ActivityError::Ledger(LedgerError::LimitReached { key })
+                            if key
+                                == Self::daily_counter(&actor.config.app_id, msg.user_id, &day) =>
+                        {
                             let limit = actor.config.daily_limit;
                             if actor.state.day == day {
                                 if let Some(u) = actor.state.users.get_mut(&msg.user_id) {
@@ -331,10 +322,10 @@ impl Handler<Draw> for LotteryActor {
                             }
                             Refusal::NoChancesLeft.into()
                         }
-                        // With a prize it is almost always the stock, taken by another
-                        // process: stop offering the prize here (the next start reads the true
-                        // count) and let the user draw again.
-                        ActivityError::Ledger(LedgerError::LimitReached) => {
+                        // The prize's stock refused, taken by another process: stop offering
+                        // the prize here (the next start reads the true count) and let the
+                        // user draw again.
+                        ActivityError::Ledger(LedgerError::LimitReached { .. }) => {
                             if let Some(i) = won {
                                 actor.state.granted[i] = actor.config.prizes[i].stock;
                             }
@@ -353,7 +344,7 @@ impl Handler<ShowLottery> for LotteryActor {
 
     /// Draws left today for the user and units left per prize.
     fn handle(&mut self, msg: ShowLottery, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.roll(&msg.day);
         let left_times = msg.user_id.map_or(0, |u| self.left_times(u));
         let remaining = self
@@ -373,38 +364,7 @@ impl Handler<ShowLottery> for LotteryActor {
     }
 }
 
-impl Handler<Retire> for LotteryActor {
-    type Result = ResponseActFuture<Self, ()>;
-
-    /// Refuses new draws and completes once the pending ones are answered, so the caller can
-    /// wait for the board to drain before the next actor reads the database.
-    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) -> Self::Result {
-        self.retiring = true;
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut done_tx = Some(done_tx);
-        if self.pending == 0 {
-            ctx.stop();
-            if let Some(tx) = done_tx.take() {
-                let _ = tx.send(());
-            }
-        } else {
-            ctx.run_interval(std::time::Duration::from_millis(20), move |actor, ctx| {
-                if actor.pending == 0 {
-                    ctx.stop();
-                    if let Some(tx) = done_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            });
-        }
-        Box::pin(
-            async move {
-                let _ = done_rx.await;
-            }
-            .into_actor(self),
-        )
-    }
-}
+activity_actor!(LotteryActor);
 
 #[cfg(test)]
 mod tests {

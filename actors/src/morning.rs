@@ -20,14 +20,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::activity::{
-    ActivityError, Refusal, Retire, ACTIVITY_IDLE_CHECK_INTERVAL, ACTIVITY_IDLE_TIMEOUT,
-    ACTIVITY_MAILBOX_MAX, ACTIVITY_PENDING_MAX,
-};
+use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
+use crate::activity_actor;
 use crate::ledger::{Change, LedgerActor, LedgerError, Limit, Outcome, Submit};
 
 /// Entry kind of a sign-up (the ticket, a debit; zero when the ticket is free).
@@ -214,11 +211,9 @@ pub struct MorningActor {
     /// Users whose sign-up is reserved but not committed yet (not counted in views).
     signing: HashSet<i64>,
     /// Sign-ups and check-ins waiting for their commit.
-    pending: usize,
+    life: Lifecycle,
     ledger: Addr<LedgerActor>,
     on_check: RoundSink,
-    last_used: Instant,
-    retiring: bool,
 }
 
 impl MorningActor {
@@ -235,11 +230,9 @@ impl MorningActor {
             period: period.into(),
             state,
             signing: HashSet::new(),
-            pending: 0,
+            life: Lifecycle::new(),
             ledger,
             on_check,
-            last_used: Instant::now(),
-            retiring: false,
         }
     }
 
@@ -271,13 +264,13 @@ impl MorningActor {
 
     /// Refusals every new sign-up or check-in shares.
     fn accepting(&self) -> Result<(), ActivityError> {
-        if self.retiring {
+        if self.life.retiring {
             return Err(ActivityError::Busy);
         }
         if self.state.closed {
             return Err(Refusal::Ended.into());
         }
-        if self.pending >= ACTIVITY_PENDING_MAX {
+        if self.life.pending >= ACTIVITY_PENDING_MAX {
             return Err(ActivityError::Busy);
         }
         Ok(())
@@ -288,12 +281,7 @@ impl Actor for MorningActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
-        ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
-            if actor.pending == 0 && actor.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
-                ctx.stop();
-            }
-        });
+        start_lifecycle(ctx);
     }
 }
 
@@ -312,7 +300,7 @@ impl Handler<SignUp> for MorningActor {
     /// Reserves the user's place, commits the ticket and answers after the commit; a refused
     /// commit frees the place again.
     fn handle(&mut self, msg: SignUp, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         let decided = self.accepting().and_then(|()| {
             if self.state.signed.contains_key(&msg.user_id) {
                 return Err(Refusal::AlreadyDone.into());
@@ -327,7 +315,7 @@ impl Handler<SignUp> for MorningActor {
         }
         self.state.signed.insert(msg.user_id, msg.ticket);
         self.signing.insert(msg.user_id);
-        self.pending += 1;
+        self.life.pending += 1;
         let key = sign_key(&self.app_id, &self.period, msg.user_id);
         let change = Change {
             app_id: self.app_id.clone(),
@@ -346,11 +334,11 @@ impl Handler<SignUp> for MorningActor {
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             actor.signing.remove(&msg.user_id);
             match committed(result) {
                 Ok(outcome) => Ok(outcome),
-                Err(ActivityError::Ledger(LedgerError::LimitReached)) => {
+                Err(ActivityError::Ledger(LedgerError::LimitReached { .. })) => {
                     // Another process signed the user up: the place stays taken.
                     Err(Refusal::AlreadyDone.into())
                 }
@@ -369,7 +357,7 @@ impl Handler<CheckIn> for MorningActor {
     /// Checks the window, the sign-up and a first check-in, reserves it, commits it and answers
     /// after the commit; a refused commit takes the check-in back.
     fn handle(&mut self, msg: CheckIn, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         let decided = self.accepting().and_then(|()| {
             let (start, end) = msg.window;
             if msg.second_of_day < start {
@@ -397,7 +385,7 @@ impl Handler<CheckIn> for MorningActor {
                 entry_id: i64::MAX,
             },
         );
-        self.pending += 1;
+        self.life.pending += 1;
         let key = check_key(&self.app_id, &self.period, msg.user_id);
         let change = Change {
             app_id: self.app_id.clone(),
@@ -414,7 +402,7 @@ impl Handler<CheckIn> for MorningActor {
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             match committed(result) {
                 Ok(outcome) => {
                     actor.state.checked.insert(
@@ -427,7 +415,7 @@ impl Handler<CheckIn> for MorningActor {
                     (actor.on_check)(&actor.view(None));
                     Ok(outcome)
                 }
-                Err(ActivityError::Ledger(LedgerError::LimitReached)) => {
+                Err(ActivityError::Ledger(LedgerError::LimitReached { .. })) => {
                     // Another process checked the user in; its entry holds the real time, which
                     // the next start of this actor reads.
                     Err(Refusal::AlreadyDone.into())
@@ -446,7 +434,7 @@ impl Handler<ViewRound> for MorningActor {
 
     /// The committed counts (reservations still committing are not counted).
     fn handle(&mut self, msg: ViewRound, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         MessageResult(self.view(msg.user_id))
     }
 }
@@ -456,9 +444,9 @@ impl Handler<Close> for MorningActor {
 
     /// Stops accepting sign-ups and check-ins; `Ok` once nothing is committing any more.
     fn handle(&mut self, _msg: Close, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.state.closed = true;
-        if self.pending > 0 {
+        if self.life.pending > 0 {
             return Err(ActivityError::Busy);
         }
         Ok(())
@@ -470,7 +458,7 @@ impl Handler<Pay> for MorningActor {
 
     /// Sends every payout at once (the ledger batches them) and answers when all are answered.
     fn handle(&mut self, msg: Pay, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.state.closed = true;
         let sends = msg.payouts.into_iter().map(|p| {
             let change = Change {
@@ -506,23 +494,7 @@ impl Handler<Pay> for MorningActor {
     }
 }
 
-impl Handler<Retire> for MorningActor {
-    type Result = ();
-
-    /// Refuses new sign-ups and check-ins and stops once the pending ones are answered.
-    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
-        self.retiring = true;
-        if self.pending == 0 {
-            ctx.stop();
-        } else {
-            ctx.run_interval(Duration::from_millis(50), |actor, ctx| {
-                if actor.pending == 0 {
-                    ctx.stop();
-                }
-            });
-        }
-    }
-}
+activity_actor!(MorningActor);
 
 // ---------------------------------------------------------------------------------------------
 // Settlement planners

@@ -10,14 +10,11 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::prelude::*;
 
-use crate::activity::{
-    ActivityError, Refusal, Retire, ACTIVITY_IDLE_CHECK_INTERVAL, ACTIVITY_IDLE_TIMEOUT,
-    ACTIVITY_MAILBOX_MAX, ACTIVITY_PENDING_MAX,
-};
+use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
+use crate::activity_actor;
 use crate::ledger::{Change, LedgerActor, Leg, Limit, OrderSpec, Outcome, Submit};
 
 /// The reward type credited by the ledger itself; every other type becomes a fulfilment order.
@@ -92,11 +89,9 @@ pub type WinSink<W> = Arc<dyn Fn(&W) + Send + Sync>;
 pub struct CardActor {
     config: CardConfig,
     state: CardDay,
-    pending: usize,
+    life: Lifecycle,
     ledger: Addr<LedgerActor>,
     on_win: WinSink<CardWin>,
-    last_used: Instant,
-    retiring: bool,
 }
 
 impl CardActor {
@@ -110,11 +105,9 @@ impl CardActor {
         Self {
             config,
             state,
-            pending: 0,
+            life: Lifecycle::new(),
             ledger,
             on_win,
-            last_used: Instant::now(),
-            retiring: false,
         }
     }
 
@@ -183,12 +176,7 @@ impl Actor for CardActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
-        ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
-            if actor.pending == 0 && actor.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
-                ctx.stop();
-            }
-        });
+        start_lifecycle(ctx);
     }
 }
 
@@ -198,10 +186,10 @@ impl Handler<GrabCard> for CardActor {
     /// Decides the grab in memory, reserves the packet and answers after the ledger commit;
     /// a refused commit gives the packet back.
     fn handle(&mut self, msg: GrabCard, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         self.roll(&msg.day);
         let decided = (|| {
-            if self.retiring {
+            if self.life.retiring {
                 return Err(ActivityError::Busy);
             }
             if !self.config.open {
@@ -220,7 +208,7 @@ impl Handler<GrabCard> for CardActor {
             if self.state.taken >= self.config.daily_stock {
                 return Err(Refusal::SoldOut.into());
             }
-            if self.pending >= ACTIVITY_PENDING_MAX {
+            if self.life.pending >= ACTIVITY_PENDING_MAX {
                 return Err(ActivityError::Busy);
             }
             Ok(())
@@ -230,11 +218,11 @@ impl Handler<GrabCard> for CardActor {
         }
         self.state.taken += 1;
         self.state.grabbed.insert(msg.user_id);
-        self.pending += 1;
+        self.life.pending += 1;
         let change = self.change(&msg);
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             let same_day = actor.state.day == msg.day;
             match result
                 .map_err(ActivityError::from)
@@ -253,7 +241,7 @@ impl Handler<GrabCard> for CardActor {
                     (actor.on_win)(&win);
                     Ok(win)
                 }
-                Err(ActivityError::Ledger(crate::LedgerError::LimitReached)) => {
+                Err(ActivityError::Ledger(crate::LedgerError::LimitReached { .. })) => {
                     // Another process took the last packets: the database's count wins.
                     if same_day {
                         actor.state.taken = actor.config.daily_stock;
@@ -283,23 +271,7 @@ impl Handler<CardRemaining> for CardActor {
     }
 }
 
-impl Handler<Retire> for CardActor {
-    type Result = ();
-
-    /// Refuses new grabs and stops once the pending ones are answered.
-    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
-        self.retiring = true;
-        if self.pending == 0 {
-            ctx.stop();
-        } else {
-            ctx.run_interval(std::time::Duration::from_millis(50), |actor, ctx| {
-                if actor.pending == 0 {
-                    ctx.stop();
-                }
-            });
-        }
-    }
-}
+activity_actor!(CardActor);
 
 // ---------------------------------------------------------------------------------------------
 // Pools
@@ -360,10 +332,9 @@ pub struct PoolActor {
     grabbed: HashSet<i64>,
     /// Committed grabs in commit order.
     grabs: Vec<PoolGrab>,
-    pending: usize,
+    life: Lifecycle,
     ledger: Addr<LedgerActor>,
     on_grab: WinSink<(i64, PoolGrab)>,
-    last_used: Instant,
 }
 
 impl PoolActor {
@@ -385,11 +356,15 @@ impl PoolActor {
             config,
             free,
             grabs,
-            pending: 0,
+            life: Lifecycle::new(),
             ledger,
             on_grab,
-            last_used: Instant::now(),
         }
+    }
+
+    /// Closes the pool to new grabs (on retiring: an admin change follows).
+    fn close(&mut self) {
+        self.config.open = false;
     }
 
     /// The idempotency key of a user's grab in a pool.
@@ -412,12 +387,7 @@ impl Actor for PoolActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(ACTIVITY_MAILBOX_MAX);
-        ctx.run_interval(ACTIVITY_IDLE_CHECK_INTERVAL, |actor, ctx| {
-            if actor.pending == 0 && actor.last_used.elapsed() >= ACTIVITY_IDLE_TIMEOUT {
-                ctx.stop();
-            }
-        });
+        start_lifecycle(ctx);
     }
 }
 
@@ -427,7 +397,7 @@ impl Handler<GrabPool> for PoolActor {
     /// Assigns the next free packet, commits it with the pool+user key and answers after the
     /// commit; a refused commit puts the packet back.
     fn handle(&mut self, msg: GrabPool, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         let c = &self.config;
         let refused = if !c.open {
             Some(ActivityError::from(Refusal::Closed))
@@ -439,7 +409,7 @@ impl Handler<GrabPool> for PoolActor {
             Some(Refusal::AlreadyDone.into())
         } else if self.free.is_empty() {
             Some(Refusal::SoldOut.into())
-        } else if self.pending >= ACTIVITY_PENDING_MAX {
+        } else if self.life.pending >= ACTIVITY_PENDING_MAX {
             Some(ActivityError::Busy)
         } else {
             None
@@ -469,10 +439,10 @@ impl Handler<GrabPool> for PoolActor {
             order: None,
         };
         self.grabbed.insert(msg.user_id);
-        self.pending += 1;
+        self.life.pending += 1;
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
-            actor.pending -= 1;
+            actor.life.pending -= 1;
             match result
                 .map_err(ActivityError::from)
                 .and_then(|r| r.map_err(Into::into))
@@ -489,7 +459,7 @@ impl Handler<GrabPool> for PoolActor {
                     (actor.on_grab)(&(actor.config.pool_id, grab.clone()));
                     Ok(grab)
                 }
-                Err(ActivityError::Ledger(crate::LedgerError::LimitReached)) => {
+                Err(ActivityError::Ledger(crate::LedgerError::LimitReached { .. })) => {
                     // Another process granted this packet: it stays taken here too.
                     actor.grabbed.remove(&msg.user_id);
                     Err(ActivityError::Busy)
@@ -509,7 +479,7 @@ impl Handler<ShowPool> for PoolActor {
 
     /// The committed grabs and what is left (reserved packets count as left until committed).
     fn handle(&mut self, _msg: ShowPool, _ctx: &mut Self::Context) -> Self::Result {
-        self.last_used = Instant::now();
+        self.life.touch();
         let granted: i64 = self.grabs.iter().map(|g| g.amount).sum();
         let total: i64 = self.config.packets.iter().sum();
         MessageResult(PoolView {
@@ -520,19 +490,7 @@ impl Handler<ShowPool> for PoolActor {
     }
 }
 
-impl Handler<Retire> for PoolActor {
-    type Result = ();
-
-    /// Stops once the pending grabs are answered.
-    fn handle(&mut self, _msg: Retire, ctx: &mut Self::Context) {
-        self.config.open = false;
-        ctx.run_interval(std::time::Duration::from_millis(50), |actor, ctx| {
-            if actor.pending == 0 {
-                ctx.stop();
-            }
-        });
-    }
-}
+activity_actor!(PoolActor, on_retire = close);
 
 /// Splits `total` points into `count` packets of at least one point each.
 ///

@@ -101,7 +101,9 @@ impl Scenario {
             "redpack" => Ok(Scenario::Redpack),
             "trivial" => Ok(Scenario::Trivial),
             "ledger-rate" => Ok(Scenario::LedgerRate),
-            other => bail!("unknown scenario {other:?} (expected ledger, trivial or ledger-rate)"),
+            other => bail!(
+                "unknown scenario {other:?} (expected ledger, trivial, redpack or ledger-rate)"
+            ),
         }
     }
 }

@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::dialect::gift::{ok, ok_with, Gift};
+use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
-use crate::facades::giftpoint::{ok, ok_with, Gift};
-use crate::facades::{GET, POST};
 use crate::http::{lenient, AdminKey, ApiDoc, Page, Params, RouteDoc, Routes};
+use crate::jobs::JobReport;
 use crate::state::AppState;
 use crate::store::{AppSettings, EarningRule, HistoryFilter};
 
@@ -199,12 +200,6 @@ pub struct RuleKey {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
     pub event_type: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct JobReport {
-    pub expired_points: i64,
-    pub purged_sessions: u64,
 }
 
 fn app_view(app: crate::store::App) -> AppView {

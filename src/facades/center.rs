@@ -7,59 +7,20 @@
 //! 40910 refused by the activity's state (not started, ended, twice, sold out), 41300 body too large, 42900 busy or
 //! limit reached, 50100 not configured, 50200 provider failed, 50300 storage unavailable.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use crate::error::{AppError, Dialect, Failure};
-use crate::facades::{GET_POST, POST};
+use crate::dialect::IdempotencyKey;
+use crate::dialect::{GET_POST, POST};
+use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
 use crate::state::AppState;
 use crate::store::HistoryFilter;
 
-/// The 001 dialect.
-pub struct Center;
-
-/// 001's code for a deduction larger than the balance.
-pub const INSUFFICIENT_POINTS: i64 = 300_013;
-
-impl Center {
-    pub fn code(err: &AppError) -> i64 {
-        match err {
-            AppError::Missing(_) | AppError::Invalid(_) => 40000,
-            AppError::Unauthorized(_) | AppError::BadCredentials(_) => 40100,
-            AppError::WrongUser => 40300,
-            AppError::NotFound(_) => 40400,
-            AppError::Insufficient { .. } => INSUFFICIENT_POINTS,
-            AppError::Conflict(_) => 40900,
-            AppError::TooLarge => 41300,
-            AppError::LimitReached(_) | AppError::Busy => 42900,
-            AppError::NotConfigured(_) => 50100,
-            AppError::Provider(_) => 50200,
-            AppError::Unavailable(_) => 50300,
-            AppError::Coded(code, _) => *code,
-            AppError::Refused(_) => 40910,
-        }
-    }
-}
-
-impl Dialect for Center {
-    fn render(err: &AppError) -> HttpResponse {
-        HttpResponse::Ok().json(json!({
-            "code": Center::code(err),
-            "msg": err.message_zh(),
-            "result": null,
-        }))
-    }
-}
-
-type Reply = Result<HttpResponse, Failure<Center>>;
-
-pub fn ok(result: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": 0, "msg": "ok", "result": result}))
-}
+use crate::dialect::center::{ok, Center, Reply};
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
@@ -94,7 +55,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         change_points,
     );
-    r.add::<crate::http::Empty, crate::facades::admin::JobReport, _, _>(
+    r.add::<crate::http::Empty, crate::jobs::JobReport, _, _>(
         RouteDoc {
             path: "/center/admin/timedTask",
             methods: GET_POST,
@@ -271,16 +232,8 @@ async fn change_points(
     }
     let app = p.app_id.unwrap_or_else(|| "default".into());
     let user = points::user(&state, &app, &open_id).await?;
-    let header_key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let idem = p
-        .transaction_id
-        .or(header_key)
-        .map(|k| points::idem_key("center", &k))
-        .transpose()?;
+    let idem = IdempotencyKey::from_request("center", p.transaction_id.as_deref(), &req)?
+        .map(IdempotencyKey::into_string);
     let outcome = points::apply(
         &state,
         ChangeRequest {

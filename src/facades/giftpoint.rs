@@ -9,71 +9,21 @@
 //! 413 body too large, 429 busy or limit reached, 501 login not configured, 502 login provider
 //! failed, 503 storage unavailable.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{self, Provider};
-use crate::error::{AppError, Dialect, Failure};
-use crate::facades::GET_POST;
+use crate::dialect::IdempotencyKey;
+use crate::dialect::GET_POST;
+use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
 use crate::state::AppState;
 use crate::store::{EntryRow, HistoryFilter, User};
 
-/// The 000 dialect.
-pub struct Gift;
-
-impl Gift {
-    pub fn code(err: &AppError) -> i64 {
-        match err {
-            AppError::Missing(_) | AppError::Invalid(_) => 400,
-            AppError::Unauthorized(_) | AppError::BadCredentials(_) => 401,
-            AppError::Insufficient { .. } => 402,
-            AppError::WrongUser => 403,
-            AppError::NotFound(_) => 404,
-            AppError::Conflict(_) => 409,
-            AppError::TooLarge => 413,
-            AppError::LimitReached(_) | AppError::Busy => 429,
-            AppError::NotConfigured(_) => 501,
-            AppError::Provider(_) => 502,
-            AppError::Unavailable(_) => 503,
-            AppError::Coded(code, _) => *code,
-            AppError::Refused(_) => 410,
-        }
-    }
-}
-
-impl Dialect for Gift {
-    fn render(err: &AppError) -> HttpResponse {
-        HttpResponse::Ok().json(json!({
-            "code": Gift::code(err),
-            "msg": err.message_zh(),
-            "status": false,
-            "data": [],
-        }))
-    }
-}
-
-pub type Reply = Result<HttpResponse, Failure<Gift>>;
-
-/// `{"code":200,"msg":"ok","status":true,"data":data}` plus fields beside `data`.
-pub fn ok_with(data: Value, beside: &[(&str, Value)]) -> HttpResponse {
-    let mut body = Map::new();
-    body.insert("code".into(), json!(200));
-    body.insert("msg".into(), json!("ok"));
-    body.insert("status".into(), json!(true));
-    body.insert("data".into(), data);
-    for (k, v) in beside {
-        body.insert((*k).into(), v.clone());
-    }
-    HttpResponse::Ok().json(Value::Object(body))
-}
-
-pub fn ok(data: Value) -> HttpResponse {
-    ok_with(data, &[])
-}
+use crate::dialect::gift::{ok, ok_with, own_user, Gift, Reply, UserReq};
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
@@ -202,14 +152,6 @@ pub struct LoginData {
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct UserReq {
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub app_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub user_id: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
 pub struct PagedUserReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
@@ -333,26 +275,6 @@ pub struct CoreRecent {
 
 fn app_id(raw: &Option<String>) -> String {
     raw.clone().unwrap_or_else(|| "default".into())
-}
-
-/// The caller, after checking that `user_id` (and `app_id`, if sent) name the token's user.
-pub fn own_user(
-    caller: &Caller<Gift>,
-    user_id: &Option<String>,
-    app: &Option<String>,
-) -> Result<(), AppError> {
-    let user_id = user_id
-        .as_deref()
-        .ok_or_else(|| AppError::missing("user_id"))?;
-    if user_id != caller.session.platform_uid {
-        return Err(AppError::WrongUser);
-    }
-    if let Some(app) = app {
-        if *app != caller.session.app_id {
-            return Err(AppError::WrongUser);
-        }
-    }
-    Ok(())
 }
 
 fn history_filter(
@@ -580,15 +502,7 @@ async fn core_update(
         (None, true) => return Err(AppError::missing("expired_time").into()),
         (_, false) => None,
     };
-    let idem = req
-        .headers()
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| AppError::invalid("Idempotency-Key must be printable ASCII"))
-                .and_then(|k| points::idem_key("core", k))
-        })
-        .transpose()?;
+    let idem = IdempotencyKey::from_request("core", None, &req)?.map(IdempotencyKey::into_string);
     let flag = p
         .flag
         .unwrap_or_else(|| if amount > 0 { "grant" } else { "deduct" }.into());

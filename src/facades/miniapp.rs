@@ -7,57 +7,19 @@
 //! with a bad value, -402 insufficient points, -409 conflict, -410 refused by the activity's state, -413 body too large, -429 busy,
 //! -503 storage unavailable.
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::{self, Provider};
-use crate::error::{AppError, Dialect, Failure};
-use crate::facades::GET_POST;
+use crate::dialect::GET_POST;
+use crate::error::AppError;
 use crate::http::{lenient, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
 use crate::state::AppState;
 use crate::store::HistoryFilter;
 
-/// The 003 dialect.
-pub struct Mini;
-
-impl Mini {
-    pub fn code(err: &AppError) -> i64 {
-        match err {
-            AppError::Missing(_) => -1,
-            AppError::WrongUser => -2,
-            AppError::Invalid(_) => -400,
-            AppError::Unauthorized(_) | AppError::BadCredentials(_) => -401,
-            AppError::Insufficient { .. } => -402,
-            AppError::NotFound(_) => -404,
-            AppError::Conflict(_) => -409,
-            AppError::TooLarge => -413,
-            AppError::LimitReached(_) | AppError::Busy => -429,
-            AppError::NotConfigured(_) => -501,
-            AppError::Provider(_) => -502,
-            AppError::Unavailable(_) => -503,
-            AppError::Coded(code, _) => *code,
-            AppError::Refused(_) => -410,
-        }
-    }
-}
-
-impl Dialect for Mini {
-    fn render(err: &AppError) -> HttpResponse {
-        HttpResponse::Ok().json(json!({
-            "code": Mini::code(err),
-            "msg": err.message_zh(),
-            "data": null,
-        }))
-    }
-}
-
-type Reply = Result<HttpResponse, Failure<Mini>>;
-
-pub fn ok(data: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": 0, "msg": "success", "data": data}))
-}
+use crate::dialect::mini::{ok, own_openid, Mini, Reply};
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
@@ -139,21 +101,6 @@ pub struct PointRecord {
     pub name: String,
     pub c_time: String,
     pub point: i64,
-}
-
-/// Checks that `openid` is present and names the caller; `wrong_openid` is the route's code.
-pub fn own_openid(
-    caller: &Caller<Mini>,
-    openid: &Option<String>,
-    wrong_openid: i64,
-) -> Result<(), AppError> {
-    let openid = openid
-        .as_deref()
-        .ok_or_else(|| AppError::missing("openid"))?;
-    if openid != caller.session.platform_uid {
-        return Err(AppError::Coded(wrong_openid, "错误的openid".into()));
-    }
-    Ok(())
 }
 
 async fn login(state: web::Data<AppState>, p: Params<LoginReq, Mini>) -> Reply {

@@ -16,10 +16,3 @@ pub mod giftpoint;
 pub mod miniapp;
 pub mod open;
 pub mod service;
-
-use actix_web::http::Method;
-
-/// Both methods, for dialects that accept reads and writes either way.
-pub const GET_POST: &[Method] = &[Method::GET, Method::POST];
-pub const POST: &[Method] = &[Method::POST];
-pub const GET: &[Method] = &[Method::GET];

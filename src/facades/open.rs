@@ -14,27 +14,15 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
-use crate::error::{AppError, Dialect, Failure};
-use crate::facades::{GET, POST};
+use crate::dialect::{GET, POST};
+use crate::error::AppError;
 use crate::http::{lenient, secret_eq, ApiDoc, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
 use crate::state::AppState;
 use crate::store::{EntryRow, HistoryFilter, User};
 use points_actors::Limit;
 
-/// The 002 dialect.
-pub struct Open;
-
-impl Dialect for Open {
-    fn render(err: &AppError) -> HttpResponse {
-        HttpResponse::build(err.status()).json(json!({
-            "error": err.name(),
-            "message": err.message(),
-        }))
-    }
-}
-
-type Reply = Result<HttpResponse, Failure<Open>>;
+use crate::dialect::open::{Open, Reply};
 
 /// One month, for `oneMonthExpired`.
 const ONE_MONTH_MS: i64 = 30 * 86_400_000;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::facades::GET;
+use crate::dialect::GET;
 use crate::http::{ApiDoc, Empty, RouteDoc, Routes};
 use crate::state::AppState;
 

@@ -1,15 +1,17 @@
 //! The websocket facade: `/ws?token=<session token>`, topic subscriptions, coalesced frames.
 //!
-//! - [`hub`]: topics, coalescing and the shared encoded frames.
+//! - [`hub`]: topics, coalescing and the shared encoded frames (it lives in the runtime, since
+//!   the activities publish to it).
 //! - [`session`]: one connection: authentication, the subscribe/unsubscribe protocol, heartbeat,
 //!   bounds and disconnection of lagging clients.
 
-pub mod hub;
 pub mod session;
+
+pub use crate::runtime::hub;
 
 use actix_web::web;
 
-use crate::facades::GET;
+use crate::dialect::GET;
 use crate::http::{ApiDoc, RouteDoc, Routes};
 
 /// Registers `GET /ws`, documenting its protocol in the OpenAPI document.

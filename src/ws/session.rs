@@ -35,8 +35,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::ToSchema;
 
-use crate::activities::Moment;
 use crate::clock::now_ms;
+use crate::clock::Moment;
 use crate::http::{bearer, token_hash};
 use crate::state::AppState;
 use crate::store::SessionUser;
@@ -241,12 +241,9 @@ pub async fn authorize(state: &AppState, app_id: &str, topic: &str) -> Result<To
                 .ok()
                 .filter(|id| *id > 0)
                 .ok_or("a pool id is a positive number")?;
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT app_id FROM redpack_pools WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&state.stores.db.read)
-                    .await
-                    .map_err(|_| "could not check the pool, try again".to_string())?;
+            let owner = crate::activities::redpack::store::pool_app(&state.stores.db, id)
+                .await
+                .map_err(|_| "could not check the pool, try again".to_string())?;
             match owner {
                 Some(owner) if owner == app_id => Ok(TopicKind::Other),
                 _ => Err(format!("no pool {id} in this app")),

@@ -1,0 +1,115 @@
+//! The lottery's 000 routes: `v2/lottery/show.json` and `v2/lottery/do.json`.
+
+use actix_web::web;
+use points_actors::lottery::{Draw, ShowLottery};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::board_actor;
+use crate::clock::Moment;
+use crate::dialect::gift::{ok_with, own_user, Gift, Reply, UserReq};
+use crate::dialect::GET_POST;
+use crate::error::AppError;
+use crate::http::{ApiDoc, Caller, Params, RouteDoc, Routes};
+use crate::points;
+use crate::state::AppState;
+
+/// A prize as the board shows it.
+#[derive(Serialize, ToSchema)]
+pub struct LotteryPrizeItem {
+    pub level: i64,
+    pub name: String,
+    pub reward_type: String,
+    pub icon: String,
+}
+
+/// The prize a draw won.
+#[derive(Serialize, ToSchema)]
+pub struct LotteryDrawData {
+    pub level: i64,
+    pub name: String,
+    pub reward_type: String,
+}
+
+async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
+    let p = p.into_inner();
+    own_user(&caller, &p.user_id, &p.app_id)?;
+    let actor = board_actor(&state, &caller.session.app_id).await?;
+    let view = actor
+        .send(ShowLottery {
+            user_id: Some(caller.session.user_id),
+            day: Moment::now(&state.clock).day,
+        })
+        .await?;
+    let items: Vec<LotteryPrizeItem> = view
+        .prizes
+        .into_iter()
+        .map(|p| LotteryPrizeItem {
+            level: p.level,
+            name: p.name,
+            reward_type: p.reward_type,
+            icon: p.icon,
+        })
+        .collect();
+    Ok(ok_with(
+        json!(items),
+        &[
+            ("left_times", json!(view.left_times)),
+            ("ticket", json!(view.ticket)),
+        ],
+    ))
+}
+
+async fn draw(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
+    let p = p.into_inner();
+    own_user(&caller, &p.user_id, &p.app_id)?;
+    let app_id = caller.session.app_id.clone();
+    let actor = board_actor(&state, &app_id).await?;
+    let expires_at = points::default_expiry(&state, &app_id).await?;
+    let result = actor
+        .send(Draw {
+            user_id: caller.session.user_id,
+            day: Moment::now(&state.clock).day,
+            expires_at,
+        })
+        .await?
+        .map_err(AppError::from)?;
+    Ok(match result.prize {
+        Some(p) => ok_with(
+            json!(LotteryDrawData {
+                level: p.level,
+                name: p.name,
+                reward_type: p.reward_type,
+            }),
+            &[("is_reward", json!(true))],
+        ),
+        None => ok_with(json!([]), &[("is_reward", json!(false))]),
+    })
+}
+
+/// Registers the lottery's 000 routes.
+pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "000 lottery";
+    r.add::<UserReq, Vec<LotteryPrizeItem>, _, _>(
+        RouteDoc {
+            path: "/v2/lottery/show.json",
+            methods: GET_POST,
+            tag,
+            summary: "抽奖页面: the app's lottery board",
+            description: "Bearer token required; `user_id` must be the token's user (403 otherwise, 401 without a valid token). `data`: the prizes `[{level, name, reward_type, icon}]`; beside `data`: `left_times` (draws the caller has left today, business day) and `ticket` (points per draw). 404 when the app has no board.",
+        },
+        show,
+    );
+    r.add::<UserReq, LotteryDrawData, _, _>(
+        RouteDoc {
+            path: "/v2/lottery/do.json",
+            methods: GET_POST,
+            tag,
+            summary: "抽奖: draw once",
+            description: "Pays `ticket` points and draws a prize by its rate with a cryptographically secure generator. A drawn prize whose stock is gone (or a slot without stock) yields no reward: `data` `[]` and `is_reward: false`; a won prize answers `data` `{level, name, reward_type}` and `is_reward: true` (`积分` prizes are credited at once, other reward types become fulfilment orders). The ticket, the result, the daily count and the prize's stock are committed together or not at all. Refusals (nothing changed): 402 not enough points for the ticket, 410 no draws left today or board off shelf, 404 no board, 429 busy, 401/403 token or user mismatch.",
+        },
+        draw,
+    );
+}

@@ -1,0 +1,241 @@
+//! The walk routes of seed 000: report steps, the steps rank, the exchange and the cover images.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::{app_or_default, ingest, store, Covers, IngestError};
+use crate::auth;
+use crate::dialect::gift::{ok, ok_with, own_user, Gift};
+use crate::dialect::GET_POST;
+use crate::error::{AppError, Failure};
+use crate::http::{lenient, ApiDoc, Caller, Params, RouteDoc, Routes};
+use crate::state::AppState;
+
+type GiftReply = Result<HttpResponse, Failure<Gift>>;
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
+    let mut r = Routes::new(cfg, doc);
+    let tag = "000 gift points";
+    r.add::<WalkGetReq, StepCount, _, _>(
+        RouteDoc {
+            path: "/v2/walk/get.json",
+            methods: GET_POST,
+            tag,
+            summary: "上传微信运动步数: report today's steps",
+            description: "Bearer token; `user_id` must be the token's user. `encryption` is WeChat's `wx.getWeRunData` result, as a JSON object `{\"encryptedData\",\"iv\"}` or that object as a JSON string. It is decrypted with the session key of the user's WeChat login (AES-128-CBC) and its watermark appid must be the app's WeChat appid. `data.count`: today's steps (the most reported today), entered into today's rank. Codes: 400 missing or undecryptable data, or no WeChat session key (log in with WeChat again); 501 WeChat not configured for the app.",
+        },
+        walk_get,
+    );
+    r.add::<UserReq, Vec<RankItem>, _, _>(
+        RouteDoc {
+            path: "/v2/walk/rank.json",
+            methods: GET_POST,
+            tag,
+            summary: "步数排行: today's steps rank",
+            description: "Bearer token. `data`: today's top 50 `{nick, avatar, count}`, most steps first, ties to whoever reached the count first. Beside `data`: `my_count`, `my_rank` (0 while the caller has no steps today), `my_nick`, `my_avatar`, `rate` (steps per point), `is_exchanged` (today's steps already exchanged).",
+        },
+        walk_rank,
+    );
+    r.add::<UserReq, Vec<crate::http::Empty>, _, _>(
+        RouteDoc {
+            path: "/v2/walk/exchange.json",
+            methods: GET_POST,
+            tag,
+            summary: "步数兑换积分: exchange today's steps for points",
+            description: "Bearer token. Credits `today's steps / rate` points (rounded down), once per day. Fewer steps than the rate: 410 with a message; a second exchange today: 410 (already done).",
+        },
+        walk_exchange,
+    );
+    r.add::<AppReq, Covers, _, _>(
+        RouteDoc {
+            path: "/v2/kingkong/cover_img.json",
+            methods: GET_POST,
+            tag,
+            summary: "封面图: the app's cover images",
+            description: "Public. `lottery_cover_img`, `walk_cover_img`, `pickup_cover_img` as configured through `/admin/covers`; empty strings when not set.",
+        },
+        cover_img,
+    );
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UserReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub app_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub user_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct WalkGetReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub app_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub user_id: Option<String>,
+    /// `{"encryptedData","iv"}`, as an object or a JSON string.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub encryption: Option<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct AppReq {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub app_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StepCount {
+    pub count: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RankItem {
+    pub nick: String,
+    pub avatar: String,
+    pub count: i64,
+}
+
+/// `encryption` as `(encryptedData, iv)`.
+fn encryption_fields(raw: Option<Value>) -> Result<(String, String), AppError> {
+    let value = match raw {
+        None | Some(Value::Null) => return Err(AppError::missing("encryption")),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(AppError::missing("encryption"))
+        }
+        Some(Value::String(s)) => serde_json::from_str::<Value>(&s).map_err(|_| {
+            AppError::invalid("encryption must be a JSON object {\"encryptedData\",\"iv\"}")
+        })?,
+        Some(other) => other,
+    };
+    let field = |name: &str| -> Result<String, AppError> {
+        match value.get(name) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+            None | Some(Value::Null) => Err(AppError::missing(&format!("encryption.{name}"))),
+            Some(Value::String(_)) => Err(AppError::missing(&format!("encryption.{name}"))),
+            Some(_) => Err(AppError::invalid(format!(
+                "encryption.{name} must be a string"
+            ))),
+        }
+    };
+    if !value.is_object() {
+        return Err(AppError::invalid(
+            "encryption must be a JSON object {\"encryptedData\",\"iv\"}",
+        ));
+    }
+    Ok((field("encryptedData")?, field("iv")?))
+}
+
+async fn walk_get(
+    state: web::Data<AppState>,
+    caller: Caller<Gift>,
+    p: Params<WalkGetReq, Gift>,
+) -> GiftReply {
+    let p = p.into_inner();
+    own_user(&caller, &p.user_id, &p.app_id)?;
+    let (data, iv) = encryption_fields(p.encryption)?;
+    let count = ingest(&state, &caller.session, &data, &iv)
+        .await
+        .map_err(|e| match e {
+            IngestError::NoWechat => {
+                AppError::NotConfigured("WeChat is not configured for this app".into())
+            }
+            IngestError::BadSessionKey => AppError::invalid(
+                "no valid WeChat session key for this user: log in with WeChat again",
+            ),
+            IngestError::Undecryptable(m) => AppError::invalid(m),
+            IngestError::Other(e) => e,
+        })?;
+    Ok(ok(json!(StepCount { count })))
+}
+
+async fn walk_rank(
+    state: web::Data<AppState>,
+    caller: Caller<Gift>,
+    p: Params<UserReq, Gift>,
+) -> GiftReply {
+    let p = p.into_inner();
+    own_user(&caller, &p.user_id, &p.app_id)?;
+    let rank = super::steps_rank(&state, &caller.session).await?;
+    let items: Vec<RankItem> = rank
+        .board
+        .top
+        .iter()
+        .map(|r| {
+            let p = rank.profiles.get(&r.user_id).cloned().unwrap_or_default();
+            RankItem {
+                nick: p.nick,
+                avatar: p.avatar,
+                count: r.score.value,
+            }
+        })
+        .collect();
+    let me = rank
+        .profiles
+        .get(&caller.session.user_id)
+        .cloned()
+        .unwrap_or_default();
+    Ok(ok_with(
+        json!(items),
+        &[
+            (
+                "my_count",
+                json!(rank.board.mine.map_or(0, |m| m.score.value)),
+            ),
+            ("my_rank", json!(rank.board.mine.map_or(0, |m| m.rank))),
+            ("my_nick", json!(me.nick)),
+            ("my_avatar", json!(me.avatar)),
+            ("rate", json!(rank.rate)),
+            ("is_exchanged", json!(rank.exchanged)),
+        ],
+    ))
+}
+
+async fn walk_exchange(
+    state: web::Data<AppState>,
+    caller: Caller<Gift>,
+    p: Params<UserReq, Gift>,
+) -> GiftReply {
+    let p = p.into_inner();
+    own_user(&caller, &p.user_id, &p.app_id)?;
+    super::exchange(&state, &caller.session).await?;
+    Ok(ok(json!([])))
+}
+
+async fn cover_img(state: web::Data<AppState>, p: Params<AppReq, Gift>) -> GiftReply {
+    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    Ok(ok(json!(store::covers(&state.stores.db, &app.id).await?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encryption_comes_as_object_or_string() {
+        let obj = json!({"encryptedData": "a", "iv": "b"});
+        assert_eq!(
+            encryption_fields(Some(obj.clone())),
+            Ok(("a".into(), "b".into()))
+        );
+        assert_eq!(
+            encryption_fields(Some(Value::String(obj.to_string()))),
+            Ok(("a".into(), "b".into()))
+        );
+        assert!(matches!(encryption_fields(None), Err(AppError::Missing(_))));
+        assert!(matches!(
+            encryption_fields(Some(json!({"iv": "b"}))),
+            Err(AppError::Missing(_))
+        ));
+        assert!(matches!(
+            encryption_fields(Some(json!("not json"))),
+            Err(AppError::Invalid(_))
+        ));
+        assert!(matches!(
+            encryption_fields(Some(json!([1]))),
+            Err(AppError::Invalid(_))
+        ));
+    }
+}

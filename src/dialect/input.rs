@@ -1,0 +1,141 @@
+//! One parser per kind of caller input, the same rule in every dialect.
+//!
+//! - **App id** ([`AppId`]): absent, empty or blank means the default app `default`; anything
+//!   else is the app id as sent, trimmed.
+//! - **Idempotency key** ([`IdempotencyKey`]): a caller-chosen key (`transactionId`,
+//!   `operationId`, `transaction_id`, or the `Idempotency-Key` header; a body field wins over the
+//!   header). Trimmed, it must be 1-[`IDEMPOTENCY_KEY_BYTES_MAX`] bytes of text without control
+//!   characters and without `#` (the ledger names a change's extra entries `<key>#<n>`). A header
+//!   that is not visible ASCII is refused, never dropped. The stored key is namespaced by the
+//!   route family (`core:`, `center:`, `open:`, `shop:` ...) so one family's keys never collide
+//!   with another's.
+
+use actix_web::HttpRequest;
+
+use crate::error::AppError;
+
+/// Longest idempotency key accepted from a client.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+/// The app a request names when it names none.
+pub const DEFAULT_APP: &str = "default";
+
+/// The app a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppId(String);
+
+impl AppId {
+    /// The app named by `raw` (see the module doc for the rule).
+    pub fn parse(raw: Option<&str>) -> Self {
+        match raw.map(str::trim) {
+            Some(app) if !app.is_empty() => AppId(app.to_string()),
+            _ => AppId(DEFAULT_APP.to_string()),
+        }
+    }
+
+    /// [`AppId::parse`] of an optional owned field.
+    pub fn of(raw: &Option<String>) -> Self {
+        Self::parse(raw.as_deref())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for AppId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A caller-chosen idempotency key, checked and namespaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Checks `raw` and namespaces it under `namespace`.
+    pub fn parse(namespace: &str, raw: &str) -> Result<Self, AppError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(AppError::invalid("idempotency key is empty"));
+        }
+        if raw.len() > IDEMPOTENCY_KEY_BYTES_MAX || raw.chars().any(char::is_control) {
+            return Err(AppError::invalid(format!(
+                "idempotency key must be 1-{IDEMPOTENCY_KEY_BYTES_MAX} printable bytes"
+            )));
+        }
+        if raw.contains('#') {
+            return Err(AppError::invalid("idempotency key must not contain '#'"));
+        }
+        Ok(IdempotencyKey(format!("{namespace}:{raw}")))
+    }
+
+    /// The key from the body field `body`, else from the `Idempotency-Key` header; `None` when
+    /// the caller sent neither.
+    pub fn from_request(
+        namespace: &str,
+        body: Option<&str>,
+        req: &HttpRequest,
+    ) -> Result<Option<Self>, AppError> {
+        if let Some(raw) = body {
+            return Self::parse(namespace, raw).map(Some);
+        }
+        match req.headers().get("idempotency-key") {
+            None => Ok(None),
+            Some(value) => {
+                let raw = value
+                    .to_str()
+                    .map_err(|_| AppError::invalid("Idempotency-Key must be printable ASCII"))?;
+                Self::parse(namespace, raw).map(Some)
+            }
+        }
+    }
+
+    /// The namespaced key, as the ledger stores it.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids() {
+        assert_eq!(AppId::parse(None).as_str(), "default");
+        assert_eq!(AppId::parse(Some("")).as_str(), "default");
+        assert_eq!(AppId::parse(Some("  ")).as_str(), "default");
+        assert_eq!(AppId::parse(Some(" wx1 ")).as_str(), "wx1");
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert_eq!(
+            IdempotencyKey::parse("core", " k1 ")
+                .map(IdempotencyKey::into_string)
+                .ok(),
+            Some("core:k1".to_string())
+        );
+        for bad in ["", "  ", "a#b", "a\u{0}b", &"x".repeat(129)] {
+            assert!(IdempotencyKey::parse("core", bad).is_err(), "{bad:?}");
+        }
+        let req = actix_web::test::TestRequest::default()
+            .insert_header(("Idempotency-Key", "h1"))
+            .to_http_request();
+        let from_header = IdempotencyKey::from_request("open", None, &req)
+            .ok()
+            .flatten()
+            .map(IdempotencyKey::into_string);
+        assert_eq!(from_header.as_deref(), Some("open:h1"));
+        let from_body = IdempotencyKey::from_request("open", Some("b1"), &req)
+            .ok()
+            .flatten()
+            .map(IdempotencyKey::into_string);
+        assert_eq!(from_body.as_deref(), Some("open:b1"));
+    }
+}

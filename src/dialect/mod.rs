@@ -1,0 +1,28 @@
+//! The dialect kit: what every route of every seed shares, below the slices and facades.
+//!
+//! - one envelope type per seed ([`Gift`] 000, [`Center`] 001, [`Open`] 002, [`Mini`] 003), each
+//!   with its error code table, its `Reply` type and its `ok` renderer;
+//! - the ownership checks of the dialects that name the user in the request ([`own_user`],
+//!   [`own_openid`]);
+//! - ONE parser per caller input kind shared by every dialect ([`AppId`], [`IdempotencyKey`]).
+//!
+//! This module imports no facade and no slice: they import it.
+
+pub mod center;
+pub mod gift;
+pub mod input;
+pub mod mini;
+pub mod open;
+
+use actix_web::http::Method;
+
+pub use center::Center;
+pub use gift::{own_user, Gift, UserReq};
+pub use input::{AppId, IdempotencyKey};
+pub use mini::{own_openid, Mini};
+pub use open::Open;
+
+/// Both methods, for dialects that accept reads and writes either way.
+pub const GET_POST: &[Method] = &[Method::GET, Method::POST];
+pub const POST: &[Method] = &[Method::POST];
+pub const GET: &[Method] = &[Method::GET];

@@ -1,0 +1,59 @@
+//! The red-packet handles every grab route reads: who owns a card or pool (so a grab reads no
+//! row), and the radio of recent winners.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// Most radio lines kept per app.
+pub const RADIO_ENTRIES_MAX: usize = 20;
+
+/// What a grab route checks before it asks the actor: the card's app, session and reward type
+/// (or the pool's app), remembered when the actor is loaded so a grab reads no row.
+#[derive(Default)]
+pub struct Owners {
+    // std Mutex: lookups and inserts only.
+    pub cards: Mutex<HashMap<i64, (String, i64, String)>>,
+    pub pools: Mutex<HashMap<i64, String>>,
+}
+
+impl Owners {
+    pub fn card(&self, id: i64) -> Option<(String, i64, String)> {
+        self.cards.lock().ok()?.get(&id).cloned()
+    }
+
+    pub fn pool(&self, id: i64) -> Option<String> {
+        self.pools.lock().ok()?.get(&id).cloned()
+    }
+}
+
+/// Recent winners per app, newest first, loaded from the database on first read.
+#[derive(Default)]
+pub struct Radio {
+    // std Mutex: pushes and copies only, never an await.
+    entries: Mutex<HashMap<String, VecDeque<String>>>,
+}
+
+impl Radio {
+    pub fn push(&self, app_id: &str, line: String) {
+        if let Ok(mut entries) = self.entries.lock() {
+            // Only apps already loaded keep a live list; others read the database on first use.
+            if let Some(list) = entries.get_mut(app_id) {
+                list.push_front(line);
+                list.truncate(RADIO_ENTRIES_MAX);
+            }
+        }
+    }
+
+    pub fn get(&self, app_id: &str) -> Option<Vec<String>> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(app_id).map(|l| l.iter().cloned().collect())
+    }
+
+    pub fn set(&self, app_id: &str, lines: Vec<String>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries
+                .entry(app_id.to_string())
+                .or_insert_with(|| lines.into_iter().collect());
+        }
+    }
+}
