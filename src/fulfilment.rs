@@ -30,6 +30,7 @@ use actix_web::web;
 
 use crate::clock::now_ms;
 use crate::dialect::gift::{ok, ok_with, Gift, Reply};
+use crate::dialect::AppId;
 use crate::dialect::{GET_POST, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Empty, Page, Params, RouteDoc, Routes};
@@ -290,7 +291,7 @@ async fn list_orders(
     p: Params<OrdersReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = p.app_id.unwrap_or_else(|| "default".into());
+    let app_id = AppId::text(p.app_id);
     if let Some(status) = &p.status {
         if status != "pending" && status != "delivered" {
             return Err(AppError::invalid("status must be pending or delivered").into());

@@ -3,23 +3,25 @@
 //! A points ledger and live-activity backend that serves four existing API dialects.
 //!
 //! ## Layout
-//! - [`config`]: settings from `POINTS_*` variables, secrets redacted.
-//! - [`startup`]: [`startup::Application`] wires pools, actors, routes and the listener.
-//! - [`db`]: SQLite or Postgres behind one `Any` pool; migrations.
-//! - [`store`]: SQL per concern (accounts, ledger, earning rules).
-//! - [`points`]: point changes as facades ask for them, applied through the ledger actor
-//!   (`points-actors`).
-//! - [`auth`]: WeChat, Alipay and dev login; session tokens.
-//! - [`http`]: request extractors (fields, caller, admin key) and the documented route table.
-//! - [`error`]: domain errors, rendered per dialect.
-//! - [`facades`]: one module per API dialect, plus admin and service routes.
-//! - [`activities`]: red packets, lottery, blind boxes, morning rounds, walk, leaderboards:
-//!   their SQL and routes; the actors are in `points-actors`.
-//! - [`ws`]: the websocket facade and its topic hub.
-//! - [`features`]: sign-in, tasks, the prize shop.
-//! - [`fulfilment`]: the outbox worker delivering rewards paid outside to the webhook.
-//! - [`jobs`]: the daily jobs (expiry, session purge).
-//! - [`clock`]: business time; [`metrics`]: Prometheus; [`telemetry`]: logs.
+//! Floors from the ground up; a floor imports only floors below it (ARCHITECTURE.md has the
+//! rules and the checklist for adding an activity).
+//! - Ground: [`config`] (settings from `POINTS_*` variables, secrets redacted), [`clock`]
+//!   (business time), [`error`] (domain errors and the `Dialect` trait that renders them),
+//!   [`metrics`] (Prometheus), [`telemetry`] (logs).
+//! - Storage: [`db`] (SQLite or Postgres behind one `Any` pool; migrations) and [`store`]
+//!   (accounts, earning rules, and the ledger, whose tables only [`store::ledger`] touches).
+//! - State: [`state`] (the handles every handler gets), [`http`] (extractors and the documented
+//!   route table), [`auth`] (WeChat, Alipay and dev login; sessions), [`points`] (point changes
+//!   through the ledger actor of `points-actors`).
+//! - [`dialect`]: the four envelopes, ownership checks, one parser per caller input.
+//! - [`runtime`]: registries of running actors, in-flight keys, the websocket hub.
+//! - Slices, one folder each with `store.rs`, `mod.rs` and `routes_<dialect>.rs`: [`features`]
+//!   (sign-in, tasks, shop, invites, content, profile, uploads) and [`activities`] (red packets,
+//!   lottery, blind boxes, morning rounds, walk, leaderboards).
+//! - Facades: [`facades`] (route tables per dialect, admin, service) and [`ws`] (the websocket
+//!   session).
+//! - Top: [`startup`] (wires pools, actors, routes and the listener), [`jobs`] (daily jobs),
+//!   [`fulfilment`] (the outbox worker).
 
 pub mod activities;
 pub mod auth;

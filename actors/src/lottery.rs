@@ -160,6 +160,11 @@ impl LotteryActor {
         format!("lottery:{app_id}:{day}:{user_id}:{number}")
     }
 
+    /// The draw number a [`LotteryActor::draw_key`] ends with.
+    pub fn number_of_draw_key(key: &str) -> Option<i64> {
+        key.rsplit(':').next()?.parse().ok()
+    }
+
     /// The reference every draw result of `day` carries (how recovery finds them).
     pub fn day_reference(day: &str) -> String {
         format!("lottery:{day}")
@@ -369,6 +374,12 @@ activity_actor!(LotteryActor);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draw_numbers_parse_back() {
+        let key = LotteryActor::draw_key("wx:1", "2026-12-01", 5, 12);
+        assert_eq!(LotteryActor::number_of_draw_key(&key), Some(12));
+    }
 
     fn prize(level: i64, rate: u32) -> Prize {
         Prize {

@@ -121,6 +121,16 @@ impl CardActor {
         format!("card:{card_id}:{day}")
     }
 
+    /// The card a [`CardActor::day_reference`] names.
+    pub fn card_of_reference(reference: &str) -> Option<i64> {
+        reference
+            .strip_prefix("card:")?
+            .split(':')
+            .next()?
+            .parse()
+            .ok()
+    }
+
     /// The counter holding the card's grabs on `day`.
     pub fn stock_counter(app_id: &str, card_id: i64, day: &str) -> String {
         format!("redpack:{app_id}:card:{card_id}:{day}")
@@ -377,6 +387,20 @@ impl PoolActor {
         format!("pool:{pool_id}:{seq}")
     }
 
+    /// The `[from, to)` range holding every [`PoolActor::reference`] of a pool (`;` sorts just
+    /// after `:`).
+    pub fn reference_range(pool_id: i64) -> (String, String) {
+        (format!("pool:{pool_id}:"), format!("pool:{pool_id};"))
+    }
+
+    /// The packet a [`PoolActor::reference`] of `pool_id` names.
+    pub fn seq_of_reference(pool_id: i64, reference: &str) -> Option<usize> {
+        reference
+            .strip_prefix(&format!("pool:{pool_id}:"))?
+            .parse()
+            .ok()
+    }
+
     /// The counter that lets each packet be granted once.
     pub fn packet_counter(app_id: &str, pool_id: i64, seq: usize) -> String {
         format!("redpack:{app_id}:pool:{pool_id}:{seq}")
@@ -534,6 +558,22 @@ pub fn split_pool(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_parse_back() {
+        let r = CardActor::day_reference(42, "2026-12-01");
+        assert_eq!(CardActor::card_of_reference(&r), Some(42));
+        assert_eq!(CardActor::card_of_reference("pool:42:1"), None);
+        let (from, to) = PoolActor::reference_range(7);
+        for seq in [0, 9, 10, 123] {
+            let r = PoolActor::reference(7, seq);
+            assert!(from <= r && r < to, "{r}");
+            assert_eq!(PoolActor::seq_of_reference(7, &r), Some(seq));
+        }
+        assert_eq!(PoolActor::seq_of_reference(7, "pool:70:1"), None);
+        let other = PoolActor::reference(70, 1);
+        assert!(!(from <= other && other < to), "{other}");
+    }
 
     #[test]
     fn splits_are_exact_and_at_least_one() {

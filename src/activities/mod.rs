@@ -1,6 +1,7 @@
 //! Live activities: red packets, lottery boards, blind boxes, morning check-in rounds, walk and
-//! leaderboards. Each module holds its SQL, its 000/003 routes and its admin routes; the
-//! per-instance actors live in `points-actors` and are found through the registries here.
+//! leaderboards. Each is a folder: `store.rs` with its SQL, `mod.rs` with its logic, and one
+//! `routes_<dialect>.rs` per dialect that serves it (000, 003, admin); the per-instance actors
+//! live in `points-actors` and are found through the registries of [`crate::runtime`].
 
 pub mod blindbox;
 pub mod leaderboard;

@@ -9,6 +9,8 @@
 //!   that is not visible ASCII is refused, never dropped. The stored key is namespaced by the
 //!   route family (`core:`, `center:`, `open:`, `shop:` ...) so one family's keys never collide
 //!   with another's.
+//! - **Status** ([`Status`]): the seeds' `"10"` / `"20"` / `"30"` codes of anything an admin
+//!   configures, named in one place.
 
 use actix_web::HttpRequest;
 
@@ -35,6 +37,16 @@ impl AppId {
     /// [`AppId::parse`] of an optional owned field.
     pub fn of(raw: &Option<String>) -> Self {
         Self::parse(raw.as_deref())
+    }
+
+    /// The app id named by an optional owned field, as text.
+    pub fn text(raw: Option<String>) -> String {
+        Self::parse(raw.as_deref()).0
+    }
+
+    /// The app id named by an optional field, as text.
+    pub fn text_of(raw: &Option<String>) -> String {
+        Self::of(raw).0
     }
 
     pub fn as_str(&self) -> &str {
@@ -98,6 +110,40 @@ impl IdempotencyKey {
     /// The namespaced key, as the ledger stores it.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// The status of something an admin configures (a red-packet session, card or pool, a lottery
+/// board, a shop prize, a task, a banner), with the seeds' string codes: `"10"` on (shown, open),
+/// `"20"` off (hidden, paused), `"30"` deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    On,
+    Off,
+    Deleted,
+}
+
+impl Status {
+    /// Every code, in order.
+    pub const CODES: [&'static str; 3] = ["10", "20", "30"];
+
+    /// The seed's code of this status.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Status::On => "10",
+            Status::Off => "20",
+            Status::Deleted => "30",
+        }
+    }
+
+    /// The status a code names, if any.
+    pub fn parse(code: &str) -> Option<Status> {
+        match code {
+            "10" => Some(Status::On),
+            "20" => Some(Status::Off),
+            "30" => Some(Status::Deleted),
+            _ => None,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::dialect::gift::{ok, ok_with, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Page, Params, RouteDoc, Routes};
@@ -210,10 +211,6 @@ fn app_view(app: crate::store::App) -> AppView {
     }
 }
 
-fn app_of(raw: Option<String>) -> String {
-    raw.unwrap_or_else(|| "default".into())
-}
-
 async fn list_apps(state: web::Data<AppState>, _a: AdminKey<Gift>) -> Reply {
     let apps: Vec<AppView> = state
         .stores
@@ -291,7 +288,7 @@ async fn create_user(
     p: Params<UserReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let uid = p.user_id.ok_or_else(|| AppError::missing("user_id"))?;
     if uid.len() > 128 || uid.chars().any(char::is_control) {
         return Err(AppError::invalid("user_id must be 1-128 printable characters").into());
@@ -316,7 +313,7 @@ async fn user_ledger(
 ) -> Reply {
     let p = p.into_inner();
     let uid = p.user_id.ok_or_else(|| AppError::missing("user_id"))?;
-    let user = crate::points::user(&state, &app_of(p.app_id), &uid).await?;
+    let user = crate::points::user(&state, &AppId::text(p.app_id), &uid).await?;
     let page = Page::parse(p.page, p.step, 1, 20)?;
     let (rows, total) = state
         .stores
@@ -353,7 +350,7 @@ async fn list_rules(
     let rules = state
         .stores
         .rules
-        .list(&app_of(p.into_inner().app_id))
+        .list(&AppId::text(p.into_inner().app_id))
         .await?;
     Ok(ok(json!(rules)))
 }
@@ -364,7 +361,7 @@ async fn save_rule(
     p: Params<RuleReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     crate::auth::app(&state, &app_id).await?;
     let event_type = p.event_type.trim().to_string();
     if event_type.is_empty() || event_type.len() > 64 {
@@ -403,7 +400,7 @@ async fn delete_rule(
     if !state
         .stores
         .rules
-        .delete(&app_of(p.app_id), &p.event_type)
+        .delete(&AppId::text(p.app_id), &p.event_type)
         .await?
     {
         return Err(AppError::NotFound("no such earning rule".into()).into());

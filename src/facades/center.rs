@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+use crate::dialect::AppId;
 use crate::dialect::IdempotencyKey;
 use crate::dialect::{GET_POST, POST};
 use crate::error::AppError;
@@ -230,7 +231,7 @@ async fn change_points(
             .into());
         }
     }
-    let app = p.app_id.unwrap_or_else(|| "default".into());
+    let app = AppId::text(p.app_id);
     let user = points::user(&state, &app, &open_id).await?;
     let idem = IdempotencyKey::from_request("center", p.transaction_id.as_deref(), &req)?
         .map(IdempotencyKey::into_string);

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::auth::{self, Provider};
+use crate::dialect::AppId;
 use crate::dialect::IdempotencyKey;
 use crate::dialect::GET_POST;
 use crate::error::AppError;
@@ -273,10 +274,6 @@ pub struct CoreRecent {
 
 // ----- helpers -----
 
-fn app_id(raw: &Option<String>) -> String {
-    raw.clone().unwrap_or_else(|| "default".into())
-}
-
 fn history_filter(
     state: &AppState,
     is_cost: &Option<String>,
@@ -378,7 +375,7 @@ async fn core_user(
     uuid: &Option<String>,
 ) -> Result<User, AppError> {
     let uuid = uuid.as_deref().ok_or_else(|| AppError::missing("uuid"))?;
-    points::user(state, &app_id(app), uuid).await
+    points::user(state, &AppId::text_of(app), uuid).await
 }
 
 // ----- handlers -----
@@ -386,7 +383,7 @@ async fn core_user(
 async fn login(state: web::Data<AppState>, p: Params<LoginReq, Gift>) -> Reply {
     let p = p.into_inner();
     let code = p.auth_code.ok_or_else(|| AppError::missing("auth_code"))?;
-    let login = auth::login(&state, &app_id(&p.app_id), Provider::Alipay, &code).await?;
+    let login = auth::login(&state, &AppId::text_of(&p.app_id), Provider::Alipay, &code).await?;
     Ok(ok(json(LoginData {
         status: login.user.login_status.to_string(),
         user_id: login.user.platform_uid,

@@ -13,6 +13,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::{self, Provider};
+use crate::dialect::AppId;
 use crate::dialect::GET_POST;
 use crate::error::AppError;
 use crate::http::{lenient, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
@@ -106,7 +107,7 @@ pub struct PointRecord {
 async fn login(state: web::Data<AppState>, p: Params<LoginReq, Mini>) -> Reply {
     let p = p.into_inner();
     let code = p.code.ok_or_else(|| AppError::missing("code"))?;
-    let app_id = p.app_id.unwrap_or_else(|| "default".into());
+    let app_id = AppId::text(p.app_id);
     let login = auth::login(&state, &app_id, Provider::Wechat, &code)
         .await
         .map_err(|e| match e {

@@ -1,5 +1,6 @@
-//! Everyday features: sign-in, tasks, the prize shop. Each module holds its SQL, its routes in
-//! every dialect that serves it (000, 001, 003) and its admin routes.
+//! Everyday features: sign-in, tasks, the prize shop, invites, content, profile, uploads. Each is
+//! a folder: `store.rs` with its SQL, `mod.rs` with its logic, and one `routes_<dialect>.rs` per
+//! dialect that serves it (000, 001, 003, admin).
 
 pub mod content;
 pub mod invites;

@@ -12,6 +12,7 @@ use super::{
     external_paid, replace_boxes, store, BOX_AMOUNT_MAX, BOX_NAME_CHARS_MAX, BOX_TASK_SUM_MAX,
 };
 use crate::dialect::gift::{ok, Gift, Reply};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -128,11 +129,6 @@ fn parse_boxes(raw: Vec<BoxReq>) -> Result<Vec<BoxSpec>, AppError> {
     Ok(boxes)
 }
 
-fn app_of(raw: Option<String>) -> String {
-    raw.filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// The stored boxes with their committed external payouts, for operators.
 async fn admin_view(state: &AppState, app_id: &str) -> Result<Vec<BoxAdminView>, AppError> {
     let boxes = store::boxes_of(&state.stores.db, app_id).await?;
@@ -158,7 +154,7 @@ async fn save_boxes(
     p: Params<BoxesReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let boxes = parse_boxes(p.boxes.ok_or_else(|| AppError::missing("boxes"))?)?;
     crate::auth::app(&state, &app_id).await?;
     replace_boxes(&state, &app_id, &boxes).await?;
@@ -170,7 +166,7 @@ async fn get_boxes(
     _a: AdminKey<Gift>,
     p: Params<BoxesQuery, Gift>,
 ) -> Reply {
-    let app_id = app_of(p.into_inner().app_id);
+    let app_id = AppId::text(p.into_inner().app_id);
     crate::auth::app(&state, &app_id).await?;
     Ok(ok(json!(admin_view(&state, &app_id).await?)))
 }

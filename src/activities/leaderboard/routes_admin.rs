@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::{profiles, store, BOARD_NAMES};
 use crate::dialect::gift::{self, Gift};
+use crate::dialect::AppId;
 use crate::dialect::GET;
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -65,7 +66,7 @@ async fn archive_view(
     p: Params<ArchiveQuery, Gift>,
 ) -> Result<HttpResponse, Failure<Gift>> {
     let p = p.into_inner();
-    let app_id = p.app_id.unwrap_or_else(|| "default".into());
+    let app_id = AppId::text(p.app_id);
     let board = p.board.ok_or_else(|| AppError::missing("board"))?;
     if !BOARD_NAMES.contains(&board.as_str()) {
         return Err(AppError::invalid("board must be one of points, steps, invites").into());

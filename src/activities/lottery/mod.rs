@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::clock::Moment;
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::http::ApiDoc;
 use crate::state::AppState;
@@ -72,12 +73,7 @@ async fn draws_of_day(state: &AppState, app_id: &str, day: &str) -> Result<Lotte
     for r in &rows {
         let user_id = r.user_id;
         let key = &r.idem_key;
-        // The key ends with the user's draw number: `lottery:<app>:<day>:<user>:<n>`.
-        let number = key
-            .rsplit(':')
-            .next()
-            .and_then(|n| n.parse::<i64>().ok())
-            .unwrap_or(0);
+        let number = LotteryActor::number_of_draw_key(key).unwrap_or(0);
         let user: &mut UserDraws = out.users.entry(user_id).or_default();
         user.used += 1;
         user.last_number = user.last_number.max(number);
@@ -93,7 +89,7 @@ async fn board_actor(state: &AppState, app_id: &str) -> Result<Addr<LotteryActor
         .get_or_start(&app_id.to_string(), || async {
             let board = store::board_row(&state.stores.db, app_id)
                 .await?
-                .filter(|b| b.status != "30")
+                .filter(|b| b.status != Status::Deleted.code())
                 .ok_or_else(|| AppError::NotFound("lottery board".into()))?;
             let day = Moment::now(&state.clock).day;
             let mut today = draws_of_day(state, app_id, &day).await?;
@@ -102,7 +98,7 @@ async fn board_actor(state: &AppState, app_id: &str) -> Result<Addr<LotteryActor
                 app_id: app_id.to_string(),
                 ticket: board.ticket,
                 daily_limit: board.daily_limit,
-                open: board.status == "10",
+                open: board.status == Status::On.code(),
                 prizes: board.prizes,
             };
             Ok::<_, AppError>(LotteryActor::new(config, today, state.ledger.clone()))

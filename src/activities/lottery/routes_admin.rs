@@ -16,6 +16,8 @@ use super::{
 };
 use crate::activities::redpack::REWARD_TYPES;
 use crate::dialect::gift::{ok, Gift, Reply};
+use crate::dialect::AppId;
+use crate::dialect::Status;
 use crate::dialect::{GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -125,8 +127,8 @@ fn ranged(v: Option<i64>, field: &str, min: i64, max: i64) -> Result<i64, AppErr
 fn parse_board(p: LotteryBoardReq) -> Result<(i64, i64, String, Vec<Prize>), AppError> {
     let ticket = ranged(p.ticket.or(Some(0)), "ticket", 0, LOTTERY_TICKET_MAX)?;
     let daily_limit = ranged(p.daily_limit, "daily_limit", 1, LOTTERY_DAILY_LIMIT_MAX)?;
-    let status = p.status.unwrap_or_else(|| "10".into());
-    if !["10", "20", "30"].contains(&status.as_str()) {
+    let status = p.status.unwrap_or_else(|| Status::On.code().into());
+    if Status::parse(&status).is_none() {
         return Err(AppError::invalid("status must be 10, 20 or 30"));
     }
     let raw = p.prizes.ok_or_else(|| AppError::missing("prizes"))?;
@@ -195,11 +197,6 @@ fn parse_board(p: LotteryBoardReq) -> Result<(i64, i64, String, Vec<Prize>), App
     Ok((ticket, daily_limit, status, prizes))
 }
 
-fn app_of(raw: Option<String>) -> String {
-    raw.filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// The stored board with its committed stock, for operators.
 async fn admin_view(state: &AppState, app_id: &str) -> Result<LotteryBoardAdminView, AppError> {
     let board = store::board_row(&state.stores.db, app_id)
@@ -238,7 +235,7 @@ async fn save_board(
     p: Params<LotteryBoardReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id.clone());
+    let app_id = AppId::text(p.app_id.clone());
     let (ticket, daily_limit, status, prizes) = parse_board(p)?;
     crate::auth::app(&state, &app_id).await?;
     replace_board(&state, &app_id, ticket, daily_limit, &status, &prizes).await?;
@@ -250,7 +247,7 @@ async fn get_board(
     _a: AdminKey<Gift>,
     p: Params<LotteryQuery, Gift>,
 ) -> Reply {
-    let app_id = app_of(p.into_inner().app_id);
+    let app_id = AppId::text(p.into_inner().app_id);
     crate::auth::app(&state, &app_id).await?;
     Ok(ok(json!(admin_view(&state, &app_id).await?)))
 }

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::clock::{parse_time_of_day, Moment};
 use crate::dialect::gift::{ok, Gift, Reply};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -178,16 +179,12 @@ pub struct MorningSignupView {
     pub balance_after: i64,
 }
 
-fn app_of(raw: Option<String>) -> String {
-    raw.unwrap_or_else(|| "default".into())
-}
-
 async fn get_config(
     state: web::Data<AppState>,
     _a: AdminKey<Gift>,
     p: Params<MorningAppQuery, Gift>,
 ) -> Reply {
-    let app_id = app_of(p.into_inner().app_id);
+    let app_id = AppId::text(p.into_inner().app_id);
     let cfg = config(&state, &app_id).await?;
     Ok(ok(json!(cfg.view(&app_id))))
 }
@@ -198,7 +195,7 @@ async fn set_config(
     p: Params<MorningConfigReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     // Read fresh, not cached: the update starts from what is stored.
     crate::auth::app(&state, &app_id).await?;
     let db = &state.stores.db;
@@ -244,7 +241,7 @@ async fn settle(
     p: Params<MorningSettleReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let period = p.period.ok_or_else(|| AppError::missing("period"))?;
     parse_period(&period)?;
     let period = period.trim().to_string();
@@ -272,7 +269,7 @@ async fn admin_signup(
     p: Params<MorningSignupReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let raw = p.period.ok_or_else(|| AppError::missing("period"))?;
     let uid = p.user_id.ok_or_else(|| AppError::missing("user_id"))?;
     let date = parse_period(&raw)?;

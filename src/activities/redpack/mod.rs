@@ -26,6 +26,8 @@ use serde_json::json;
 
 use crate::clock::now_ms;
 use crate::clock::{parse_time_of_day, Moment};
+use crate::dialect::AppId;
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::http::ApiDoc;
 use crate::points;
@@ -76,13 +78,6 @@ fn radio_line(name: &str, amount: i64, reward_type: &str) -> String {
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     routes_gift::routes(cfg, doc);
     routes_admin::routes(cfg, doc);
-}
-
-/// The app a request names, else `default`.
-fn app_of(app: &Option<String>) -> String {
-    app.clone()
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| "default".to_string())
 }
 
 fn require<T: Copy>(v: Option<T>, field: &str) -> Result<T, AppError> {
@@ -165,7 +160,7 @@ async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, A
                 unit: row.unit,
                 ticket: row.ticket,
                 window: window(&row.start_time, &row.end_time),
-                open: row.status == "10" && session_status == "10",
+                open: row.status == Status::On.code() && session_status == Status::On.code(),
             };
             let radio = Arc::clone(&state.activities);
             let hub = Arc::clone(&state.hub);
@@ -243,13 +238,7 @@ async fn radio_lines(state: &AppState, app_id: &str) -> Result<Vec<String>, AppE
         .collect();
     let mut lines = Vec::with_capacity(rows.len());
     for r in rows {
-        // `card:<id>:<day>`
-        let card = r
-            .reference
-            .split(':')
-            .nth(1)
-            .and_then(|id| id.parse::<i64>().ok())
-            .and_then(|id| cards.get(&id));
+        let card = CardActor::card_of_reference(&r.reference).and_then(|id| cards.get(&id));
         if let Some(card) = card {
             lines.push(radio_line(
                 &display_name(&r.nick, &r.platform_uid),
@@ -276,19 +265,14 @@ async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, A
                 .await?
                 .ok_or_else(|| AppError::NotFound(format!("red-packet pool {pool_id}")))?;
             let packets = store::pool_packets(db, pool_id).await?;
-            // References `pool:<id>:<seq>` sort between `pool:<id>:` and `pool:<id>;`.
-            let prefix = format!("pool:{pool_id}:");
-            let rows =
-                ledger::pool_grabs(db, &row.app_id, &prefix, &format!("pool:{pool_id};")).await?;
+            let (from, to) = PoolActor::reference_range(pool_id);
+            let rows = ledger::pool_grabs(db, &row.app_id, &from, &to).await?;
             let mut grabs = Vec::with_capacity(rows.len());
             for r in rows {
                 let reference = r.reference;
-                let seq = reference
-                    .strip_prefix(&prefix)
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        AppError::Unavailable(format!("bad pool reference {reference}"))
-                    })?;
+                let seq = PoolActor::seq_of_reference(pool_id, &reference).ok_or_else(|| {
+                    AppError::Unavailable(format!("bad pool reference {reference}"))
+                })?;
                 grabs.push(PoolGrab {
                     user_id: r.user_id,
                     uid: r.platform_uid,
@@ -307,7 +291,7 @@ async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, A
                 packets,
                 starts_at: row.starts_at,
                 ends_at: row.ends_at,
-                open: row.status == "10",
+                open: row.status == Status::On.code(),
             };
             let hub = Arc::clone(&state.hub);
             let on_grab = Arc::new(move |(pool_id, grab): &(i64, PoolGrab)| {
@@ -407,14 +391,14 @@ fn amount_field(v: Option<i64>, field: &str, min: i64) -> Result<i64, AppError> 
 }
 
 async fn admin_app(state: &AppState, app: Option<String>) -> Result<String, AppError> {
-    let app_id = app_of(&app);
+    let app_id = AppId::text_of(&app);
     crate::auth::app(state, &app_id).await?;
     Ok(app_id)
 }
 
 fn status_field(v: Option<String>) -> Result<String, AppError> {
     let v = v.ok_or_else(|| AppError::missing("status"))?;
-    if !["10", "20", "30"].contains(&v.as_str()) {
+    if Status::parse(&v).is_none() {
         return Err(AppError::invalid("status must be 10, 20 or 30"));
     }
     Ok(v)

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{app_of, cards_left, grab_card, grab_pool, radio_lines, require, show_pool, store};
+use super::{cards_left, grab_card, grab_pool, radio_lines, require, show_pool, store};
 use crate::clock::Moment;
 use crate::dialect::gift::{ok, own_user, Gift, Reply};
+use crate::dialect::AppId;
+use crate::dialect::Status;
 use crate::dialect::GET_POST;
 use crate::error::AppError;
 use crate::http::{lenient, ApiDoc, Caller, Params, RouteDoc, Routes};
@@ -94,17 +96,20 @@ pub struct PoolShowData {
 }
 
 async fn show(state: web::Data<AppState>, p: Params<AppReq, Gift>) -> Reply {
-    let app_id = app_of(&p.into_inner().app_id);
+    let app_id = AppId::text_of(&p.into_inner().app_id);
     crate::auth::app(&state, &app_id).await?;
     let day = Moment::now(&state.clock).day;
     let sessions = store::sessions_of(&state.stores.db, &app_id).await?;
     let cards = store::cards_of(&state.stores.db, &app_id).await?;
     let mut out = serde_json::Map::new();
-    for session in sessions.into_iter().filter(|s| s.status == "10") {
+    for session in sessions
+        .into_iter()
+        .filter(|s| s.status == Status::On.code())
+    {
         let mut views = Vec::new();
         for card in cards
             .iter()
-            .filter(|c| c.batch_id == session.id && c.status == "10")
+            .filter(|c| c.batch_id == session.id && c.status == Status::On.code())
         {
             let left = cards_left(&state, &app_id, card, &day).await?;
             views.push(CardView {
@@ -147,7 +152,7 @@ async fn rob(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<CardReq
 }
 
 async fn radio(state: web::Data<AppState>, p: Params<AppReq, Gift>) -> Reply {
-    let app_id = app_of(&p.into_inner().app_id);
+    let app_id = AppId::text_of(&p.into_inner().app_id);
     crate::auth::app(&state, &app_id).await?;
     let lines = radio_lines(&state, &app_id).await?;
     Ok(ok(json!(lines)))

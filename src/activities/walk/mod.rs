@@ -186,10 +186,6 @@ pub fn exchange_key(app_id: &str, day: &str, user_id: i64) -> String {
     format!("walk:{app_id}:{day}:{user_id}")
 }
 
-fn app_or_default(app: &Option<String>) -> String {
-    app.clone().unwrap_or_else(|| "default".into())
-}
-
 /// Why reported steps were refused; each dialect has its own code for each.
 enum IngestError {
     /// The app has no WeChat appid to check the watermark against.

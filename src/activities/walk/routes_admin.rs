@@ -8,12 +8,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::routes_gift::AppReq;
-use super::{
-    app_or_default, store, Covers, WalkConfig, COVER_URL_CHARS_MAX, WALK_AUTH_REWARD_MAX,
-    WALK_RATE_MAX,
-};
+use super::{store, Covers, WalkConfig, COVER_URL_CHARS_MAX, WALK_AUTH_REWARD_MAX, WALK_RATE_MAX};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -101,7 +99,7 @@ async fn get_config(
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(store::config(&state.stores.db, &app.id).await?)))
 }
 
@@ -111,7 +109,7 @@ async fn save_config(
     p: Params<ConfigReq, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     if p.rate.is_some_and(|r| !(1..=WALK_RATE_MAX).contains(&r)) {
         return Err(AppError::invalid(format!("rate must be 1-{WALK_RATE_MAX}")).into());
     }
@@ -137,7 +135,7 @@ async fn get_covers(
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     let covers = store::covers(&state.stores.db, &app.id).await?;
     Ok(ok(json!(CoversView {
         app_id: app.id,
@@ -151,7 +149,7 @@ async fn save_covers(
     p: Params<CoversReq, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     let fields: HashMap<&str, &Option<String>> = HashMap::from([
         ("lottery_cover_img", &p.lottery_cover_img),
         ("walk_cover_img", &p.walk_cover_img),

@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{app_or_default, ingest, store, Covers, IngestError};
+use super::{ingest, store, Covers, IngestError};
 use crate::auth;
 use crate::dialect::gift::{ok, ok_with, own_user, Gift};
+use crate::dialect::AppId;
 use crate::dialect::GET_POST;
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, ApiDoc, Caller, Params, RouteDoc, Routes};
@@ -205,7 +206,7 @@ async fn walk_exchange(
 }
 
 async fn cover_img(state: web::Data<AppState>, p: Params<AppReq, Gift>) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(store::covers(&state.stores.db, &app.id).await?)))
 }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::features::tasks::{gift_task_item, GiftTaskItem};
 use crate::http::ApiDoc;
@@ -40,9 +41,9 @@ pub const CONTENT_TEXT_CHARS_MAX: usize = 200;
 /// Largest absolute sort value.
 pub const CONTENT_SORT_ABS_MAX: i64 = 1_000_000;
 
-const STATUS_SHOWN: &str = "10";
-const STATUS_DELETED: &str = "30";
-const STATUSES: &[&str] = &["10", "20", "30"];
+const STATUS_SHOWN: &str = Status::On.code();
+const STATUS_DELETED: &str = Status::Deleted.code();
+const STATUSES: &[&str] = &Status::CODES;
 
 /// A banner as listed.
 #[derive(Serialize, ToSchema)]
@@ -87,10 +88,6 @@ pub struct Kingkong {
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, doc: &mut ApiDoc) {
     routes_gift::routes(cfg, doc);
     routes_admin::routes(cfg, doc);
-}
-
-fn app_or_default(app: &Option<String>) -> String {
-    app.clone().unwrap_or_else(|| "default".into())
 }
 
 fn text(field: &str, v: &str, max: usize, required: bool) -> Result<(), AppError> {

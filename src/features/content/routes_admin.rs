@@ -5,11 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{
-    app_or_default, banners, kingkongs, save_banner, save_kingkong, AppReq, Banner, Kingkong,
-};
+use super::{banners, kingkongs, save_banner, save_kingkong, AppReq, Banner, Kingkong};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::Failure;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -117,7 +116,7 @@ async fn admin_banners(
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(banners(&state, &app.id, false).await?)))
 }
 
@@ -126,7 +125,7 @@ async fn admin_kingkong(
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(kingkongs(&state, &app.id, false).await?)))
 }
 
@@ -136,7 +135,7 @@ async fn admin_save_banner(
     p: Params<BannerSave, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     Ok(ok(json!(save_banner(&state, &app.id, p).await?)))
 }
 
@@ -146,6 +145,6 @@ async fn admin_save_kingkong(
     p: Params<KingkongSave, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     Ok(ok(json!(save_kingkong(&state, &app.id, p).await?)))
 }

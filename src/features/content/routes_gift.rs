@@ -5,9 +5,10 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{app_or_default, kingkongs, shown_banners, Banner, Kingkong};
+use super::{kingkongs, shown_banners, Banner, Kingkong};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::GET_POST;
 use crate::error::Failure;
 use crate::http::{lenient, ApiDoc, Caller, Params, RouteDoc, Routes};
@@ -53,7 +54,7 @@ async fn list_banners(
     caller: Option<Caller<Gift>>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     // Only the caller's own progress is shown, and only within the app the token belongs to.
     let user = caller
         .filter(|c| c.session.app_id == app.id)
@@ -62,6 +63,6 @@ async fn list_banners(
 }
 
 async fn list_kingkong(state: web::Data<AppState>, p: Params<AppReq, Gift>) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(kingkongs(&state, &app.id, true).await?)))
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::{config, InviteConfig, INVITE_POINTS_MAX, INVITE_TIMES_MAX};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -60,16 +61,12 @@ pub struct ConfigReq {
     pub times: Option<i64>,
 }
 
-fn app_or_default(app: &Option<String>) -> String {
-    app.clone().unwrap_or_else(|| "default".into())
-}
-
 async fn get_config(
     state: web::Data<AppState>,
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(config(&state.stores.db, &app.id).await?)))
 }
 
@@ -79,7 +76,7 @@ async fn save_config(
     p: Params<ConfigReq, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     // Every field is checked before anything is written.
     if let Some(v) = p.points.filter(|v| !(0..=INVITE_POINTS_MAX).contains(v)) {
         return Err(

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{config, save_config, ProfileConfig};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::Failure;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -57,16 +58,12 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     );
 }
 
-fn app_or_default(app: &Option<String>) -> String {
-    app.clone().unwrap_or_else(|| "default".into())
-}
-
 async fn admin_get_config(
     state: web::Data<AppState>,
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(config(&state, &app.id).await?)))
 }
 
@@ -76,7 +73,7 @@ async fn admin_save_config(
     p: Params<ConfigReq, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     Ok(ok(json!(
         save_config(&state, &app.id, p.phone_reward).await?
     )))

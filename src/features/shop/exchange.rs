@@ -13,6 +13,7 @@ use super::{
     SHOP_POSTAL_CODE_DIGITS,
 };
 use crate::clock::now_ms;
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::points;
 use crate::points::counter_values;
@@ -168,7 +169,7 @@ pub(super) async fn exchange(
 ) -> Result<(Prize, Outcome), AppError> {
     let prize = require_prize(state, &app_id, which).await?;
     let who = contact(fields, &prize.kind)?;
-    if prize.status != "10" {
+    if prize.status != Status::On.code() {
         return Err(off_shelf());
     }
 

@@ -30,6 +30,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::clock::{now_ms, BizClock};
+use crate::dialect::AppId;
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::http::{lenient, ApiDoc, Page};
 use crate::points::counter_values;
@@ -219,12 +221,6 @@ async fn save_rule(
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-fn app_of(raw: Option<String>) -> String {
-    raw.map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
-
 /// A trimmed text of at most `max` printable characters; empty counts as absent.
 fn text(v: Option<String>, field: &str, max: usize) -> Result<Option<String>, AppError> {
     let Some(v) = v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
@@ -335,8 +331,8 @@ fn merge(p: SavePrizeReq, old: Option<&Prize>) -> Result<PrizeInput, AppError> {
     let status = p
         .status
         .or(old.map(|o| o.status.clone()))
-        .unwrap_or_else(|| "10".into());
-    let status = one_of(status, "status", &["10", "20", "30"])?;
+        .unwrap_or_else(|| Status::On.code().into());
+    let status = one_of(status, "status", &Status::CODES)?;
     Ok(PrizeInput {
         key,
         title,
@@ -355,7 +351,7 @@ fn merge(p: SavePrizeReq, old: Option<&Prize>) -> Result<PrizeInput, AppError> {
 
 /// Creates or updates a prize; answers it as stored.
 async fn save_prize_row(state: &AppState, p: SavePrizeReq) -> Result<PrizeView, AppError> {
-    let app_id = app_of(p.app_id.clone());
+    let app_id = AppId::text(p.app_id.clone());
     crate::auth::app(state, &app_id).await?;
     let old = match (&p.id, &p.prize_id) {
         (Some(id), _) => Some(require_prize(state, &app_id, PrizeRef::Id(id)).await?),

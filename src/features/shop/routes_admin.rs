@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{app_of, catalog, exchange_rows, one_of, save_prize_row, set_prize_status};
+use super::{catalog, exchange_rows, one_of, save_prize_row, set_prize_status};
 use super::{PrizeView, SavePrizeReq};
 use crate::dialect::gift::{self, Gift};
+use crate::dialect::AppId;
+use crate::dialect::Status;
 use crate::dialect::{GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Page, Params, RouteDoc, Routes};
@@ -35,7 +37,7 @@ async fn admin_list(
     _a: AdminKey<Gift>,
     p: Params<ShopAppQuery, Gift>,
 ) -> gift::Reply {
-    let app_id = app_of(p.into_inner().app_id);
+    let app_id = AppId::text(p.into_inner().app_id);
     let views: Vec<PrizeView> = catalog(&state, &app_id).await?;
     Ok(gift::ok(json!(views)))
 }
@@ -59,10 +61,10 @@ async fn admin_status(
     p: Params<PrizeStatusReq, Gift>,
 ) -> gift::Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let id = p.id.ok_or_else(|| AppError::missing("id"))?;
     let status = p.status.ok_or_else(|| AppError::missing("status"))?;
-    let status = one_of(status, "status", &["10", "20", "30"])?;
+    let status = one_of(status, "status", &Status::CODES)?;
     let view = set_prize_status(&state, &app_id, &id, status).await?;
     Ok(gift::ok(json!(view)))
 }
@@ -108,7 +110,7 @@ async fn admin_exchanges(
     p: Params<ExchangeQuery, Gift>,
 ) -> gift::Reply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let page = Page::parse(p.page, p.size, 1, 20)?;
     let rows = exchange_rows(&state, &app_id, p.id, &page).await?;
     let mut records = Vec::with_capacity(rows.len());

@@ -8,10 +8,11 @@ use utoipa::ToSchema;
 
 use super::exchange::{self, ContactFields};
 use super::{
-    app_of, listing, ranged, require_prize, rule_text, save_prize_row, view_of, PrizeRef,
-    PrizeView, SavePrizeReq, SHOP_POINTS_MAX,
+    listing, ranged, require_prize, rule_text, save_prize_row, view_of, PrizeRef, PrizeView,
+    SavePrizeReq, SHOP_POINTS_MAX,
 };
 use crate::dialect::center::{self, Center};
+use crate::dialect::AppId;
 use crate::dialect::{GET_POST, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Params, RouteDoc, Routes};
@@ -244,7 +245,7 @@ async fn get_prize(
     p: Params<PrizeQuery, Center>,
 ) -> CenterReply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id.clone());
+    let app_id = AppId::text(p.app_id.clone());
     let prize = require_prize(&state, &app_id, p.prize_ref()?).await?;
     Ok(center::ok(json!(view_of(&state, prize).await?)))
 }
@@ -272,7 +273,7 @@ async fn save_rule(
     p: Params<SaveRuleReq, Center>,
 ) -> CenterReply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let rule = super::save_rule(&state, &app_id, p.rule_detail).await?;
     Ok(center::ok(json!(RuleView { rule_detail: rule })))
 }
@@ -319,7 +320,7 @@ async fn send_prize(
     p: Params<SendPrizeReq, Center>,
 ) -> CenterReply {
     let p = p.into_inner();
-    let app_id = app_of(p.app_id);
+    let app_id = AppId::text(p.app_id);
     let face_value = p.face_value.ok_or_else(|| AppError::missing("faceValue"))?;
     let face_value = ranged(face_value, "faceValue", 0, SHOP_POINTS_MAX)?;
     let key_raw = p.prize_id.ok_or_else(|| AppError::missing("prizeId"))?;

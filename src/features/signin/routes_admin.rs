@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::{config, parse_milestones, ConfigChange, SigninConfig, SIGNIN_POINTS_MAX};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
@@ -70,10 +71,6 @@ pub struct ConfigReq {
     pub collect_reward: Option<i64>,
 }
 
-fn app_or_default(app: &Option<String>) -> String {
-    app.clone().unwrap_or_else(|| "default".into())
-}
-
 fn parse_bool(field: &str, raw: &Value) -> Result<bool, AppError> {
     match raw {
         Value::Bool(b) => Ok(*b),
@@ -102,7 +99,7 @@ async fn get_config(
     _admin: AdminKey<Gift>,
     p: Params<AppReq, Gift>,
 ) -> GiftReply {
-    let app = auth::app(&state, &app_or_default(&p.into_inner().app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.into_inner().app_id)).await?;
     Ok(ok(json!(config(&state.stores.db, &app.id).await?)))
 }
 
@@ -112,7 +109,7 @@ async fn save_config(
     p: Params<ConfigReq, Gift>,
 ) -> GiftReply {
     let p = p.into_inner();
-    let app = auth::app(&state, &app_or_default(&p.app_id)).await?;
+    let app = auth::app(&state, &AppId::text_of(&p.app_id)).await?;
     // Every field is checked before anything is written.
     let daily_points = points_field("daily_points", p.daily_points)?;
     let focus_reward = points_field("focus_reward", p.focus_reward)?;

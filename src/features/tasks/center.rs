@@ -11,12 +11,13 @@ use utoipa::ToSchema;
 
 use super::store::{self, CenterTask};
 use super::{
-    app_of, config_status, ranged, required_text, text, CYCLE_UNITS_MAX, STATUS_DELETED, STATUS_ON,
+    config_status, ranged, required_text, text, CYCLE_UNITS_MAX, STATUS_DELETED, STATUS_ON,
     TASKS_PER_APP_MAX, TASK_ID_CHARS_MAX, TASK_NAME_CHARS_MAX, TASK_SORT_ABS_MAX,
     TASK_TEXT_CHARS_MAX, TASK_TOTAL_MAX, TASK_URL_CHARS_MAX,
 };
 use crate::activities::blindbox::TASK_KIND;
 use crate::clock::{now_ms, BizClock};
+use crate::dialect::AppId;
 use crate::error::AppError;
 use crate::http::lenient;
 use crate::points;
@@ -403,7 +404,7 @@ pub(super) async fn save_center_task(
     p: CenterTaskSaveReq,
 ) -> Result<CenterTaskView, AppError> {
     let mut p = p;
-    let app_id = app_of(p.app_id.take());
+    let app_id = AppId::text(p.app_id.take());
     let task = parse_center_task(p, &app_id, now_ms())?;
     crate::auth::app(state, &app_id).await?;
     let db = &state.stores.db;
@@ -435,7 +436,7 @@ pub(super) async fn task_by_id(
     app_id: Option<String>,
     id: &str,
 ) -> Result<CenterTaskView, AppError> {
-    let app_id = app_of(app_id);
+    let app_id = AppId::text(app_id);
     let task = store::center_task(&state.stores.db, &app_id, id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("task {id:?}")))?;
@@ -447,7 +448,7 @@ pub(super) async fn admin_list(
     state: &AppState,
     app_id: Option<String>,
 ) -> Result<Vec<CenterTaskView>, AppError> {
-    let app_id = app_of(app_id);
+    let app_id = AppId::text(app_id);
     crate::auth::app(state, &app_id).await?;
     Ok(store::center_tasks(&state.stores.db, &app_id, false)
         .await?
@@ -609,7 +610,7 @@ pub(super) async fn set_status(
             "status must be 1 (to claim), 2 (unfinished) or 3 (done)",
         ));
     }
-    let app_id = app_of(app_id);
+    let app_id = AppId::text(app_id);
     let db = &state.stores.db;
     let task = store::center_task(db, &app_id, task_id)
         .await?

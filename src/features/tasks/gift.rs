@@ -11,14 +11,15 @@ use utoipa::ToSchema;
 
 use super::store::{self, GiftTask};
 use super::{
-    app_of, config_status, ranged, required_text, text, STATUS_ON, TASKS_PER_APP_MAX,
-    TASK_BUTTONS_MAX, TASK_BUTTON_CHARS_MAX, TASK_NAME_CHARS_MAX, TASK_REPEAT_MAX,
-    TASK_SORT_ABS_MAX, TASK_TEXT_CHARS_MAX, TASK_URL_CHARS_MAX,
+    config_status, ranged, required_text, text, STATUS_ON, TASKS_PER_APP_MAX, TASK_BUTTONS_MAX,
+    TASK_BUTTON_CHARS_MAX, TASK_NAME_CHARS_MAX, TASK_REPEAT_MAX, TASK_SORT_ABS_MAX,
+    TASK_TEXT_CHARS_MAX, TASK_URL_CHARS_MAX,
 };
 use crate::activities::blindbox::TASK_KIND;
 use crate::activities::redpack::REWARD_TYPES;
 use crate::clock::Moment;
 use crate::clock::{now_ms, BizClock};
+use crate::dialect::AppId;
 use crate::error::AppError;
 use crate::http::lenient;
 use crate::points;
@@ -449,7 +450,7 @@ pub(super) async fn save(
     p: GiftTaskSaveReq,
 ) -> Result<GiftTaskAdminView, AppError> {
     let mut p = p;
-    let app_id = app_of(p.app_id.take());
+    let app_id = AppId::text(p.app_id.take());
     crate::auth::app(state, &app_id).await?;
     let db = &state.stores.db;
     let now = now_ms();
@@ -492,7 +493,7 @@ pub(super) async fn admin_list(
     state: &AppState,
     app_id: Option<String>,
 ) -> Result<Vec<GiftTaskAdminView>, AppError> {
-    let app_id = app_of(app_id);
+    let app_id = AppId::text(app_id);
     crate::auth::app(state, &app_id).await?;
     let db = &state.stores.db;
     let clicks = store::clicks_of(db, &app_id).await?;

@@ -21,6 +21,7 @@ use actix_web::web;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::dialect::Status;
 use crate::error::AppError;
 use crate::http::{ApiDoc, Routes};
 
@@ -66,19 +67,13 @@ pub const CYCLE_UNITS_MAX: i64 = 366;
 pub const TASK_SORT_ABS_MAX: i64 = 1_000_000;
 
 /// Config status: on shelf.
-const STATUS_ON: &str = "10";
+const STATUS_ON: &str = Status::On.code();
 /// Config status: deleted.
-const STATUS_DELETED: &str = "30";
-const STATUSES: &[&str] = &["10", "20", "30"];
+const STATUS_DELETED: &str = Status::Deleted.code();
+const STATUSES: &[&str] = &Status::CODES;
 
 // ---------------------------------------------------------------------------------------------
 // Shared validation
-
-fn app_of(raw: Option<String>) -> String {
-    raw.map(|a| a.trim().to_string())
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
 
 /// A trimmed text of at most `max` characters without control characters; absent is empty.
 fn text(field: &str, raw: Option<String>, max: usize) -> Result<String, AppError> {

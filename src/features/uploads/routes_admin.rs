@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::{decide, parse_status, store, Audit};
 use crate::auth;
 use crate::dialect::gift::{ok, Gift};
+use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::Failure;
 use crate::http::{lenient, AdminKey, ApiDoc, Page, Params, RouteDoc, Routes};
@@ -80,7 +81,7 @@ async fn list_audits(
         .map(parse_status)
         .transpose()?;
     let page = Page::parse(p.page, p.size, 1, 20)?;
-    let app = auth::app(&state, p.app_id.as_deref().unwrap_or("default")).await?;
+    let app = auth::app(&state, AppId::of(&p.app_id).as_str()).await?;
     let audits = store::audits(
         &state.stores.db,
         app.id.as_str(),
