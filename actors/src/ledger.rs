@@ -60,6 +60,12 @@ pub const LEDGER_QUEUE_ENTRIES_MAX: usize = 20_000;
 /// How often a failed batch is tried again before its callers get a storage error.
 const LEDGER_COMMIT_ATTEMPTS_MAX: u32 = 3;
 
+/// The reward type credited by the ledger itself; every other type becomes a fulfilment order.
+pub const REWARD_POINTS: &str = "积分";
+/// Every reward type an activity or task may pay: points, or a fulfilment order of Alipay
+/// points (集分宝), cash (现金红包), a voucher (电子权益) or goods (实物).
+pub const REWARD_TYPES: &[&str] = &[REWARD_POINTS, "集分宝", "现金红包", "电子权益", "实物"];
+
 /// One point change: a grant (positive) or a deduction (negative) for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {

@@ -14,8 +14,8 @@ use actix::prelude::*;
 
 use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
 use crate::activity_actor;
+use crate::ledger::REWARD_POINTS;
 use crate::ledger::{Change, LedgerActor, LedgerError, Leg, Limit, OrderSpec, Outcome, Submit};
-use crate::redpack::REWARD_POINTS;
 
 /// Rates are stored as integer parts of this whole, so "the rates add up to exactly 1" is an
 /// exact integer comparison instead of a floating-point one.

@@ -17,8 +17,7 @@ use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVI
 use crate::activity_actor;
 use crate::ledger::{Change, LedgerActor, Leg, Limit, OrderSpec, Outcome, Submit};
 
-/// The reward type credited by the ledger itself; every other type becomes a fulfilment order.
-pub const REWARD_POINTS: &str = "积分";
+pub use crate::ledger::REWARD_POINTS;
 
 /// A card as the actor needs it.
 #[derive(Debug, Clone)]

@@ -14,7 +14,6 @@ use super::{
     granted, parse_rate, replace_board, store, LOTTERY_ICON_CHARS_MAX, LOTTERY_LEVEL_MAX,
     LOTTERY_NAME_CHARS_MAX, LOTTERY_PRIZE_AMOUNT_MAX, LOTTERY_PRIZE_STOCK_MAX, LOTTERY_TICKET_MAX,
 };
-use crate::activities::redpack::REWARD_TYPES;
 use crate::dialect::gift::{ok, Gift, Reply};
 use crate::dialect::AppId;
 use crate::dialect::Status;
@@ -22,6 +21,7 @@ use crate::dialect::{GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Params, RouteDoc, Routes};
 use crate::state::AppState;
+use points_actors::ledger::REWARD_TYPES;
 
 /// A board's configuration.
 #[derive(Deserialize, ToSchema)]

@@ -56,8 +56,7 @@ pub const POOL_PACKETS_MAX: i64 = 100_000;
 pub const REDPACK_POINTS_MAX: i64 = 1_000_000_000;
 /// Longest session name or pool title.
 pub const REDPACK_NAME_CHARS_MAX: usize = 64;
-/// The reward types of 000 cards.
-pub const REWARD_TYPES: &[&str] = &[REWARD_POINTS, "集分宝", "现金红包", "电子权益", "实物"];
+pub use points_actors::ledger::REWARD_TYPES;
 
 pub use crate::runtime::redpack::{Owners, Radio};
 

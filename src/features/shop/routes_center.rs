@@ -12,11 +12,10 @@ use super::{
     SavePrizeReq, SHOP_POINTS_MAX,
 };
 use crate::dialect::center::{self, Center};
-use crate::dialect::AppId;
+use crate::dialect::{AppId, IdempotencyKey};
 use crate::dialect::{GET_POST, POST};
 use crate::error::{AppError, Failure};
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Params, RouteDoc, Routes};
-use crate::points;
 use crate::state::AppState;
 
 type CenterReply = Result<HttpResponse, Failure<Center>>;
@@ -129,23 +128,6 @@ pub struct ExchangeResult {
     pub record_id: i64,
 }
 
-/// The client's idempotency key (body field or header), checked and namespaced. `#` is
-/// refused: the ledger names an exchange's extra entries `<key>#<n>`.
-fn client_key(req: &HttpRequest, body: Option<String>) -> Result<Option<String>, AppError> {
-    let header = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let Some(raw) = body.or(header) else {
-        return Ok(None);
-    };
-    if raw.contains('#') {
-        return Err(AppError::invalid("idempotency key must not contain '#'"));
-    }
-    points::idem_key("shop", &raw).map(Some)
-}
-
 async fn exchange_prize(
     state: web::Data<AppState>,
     caller: Caller<Center>,
@@ -160,7 +142,8 @@ async fn exchange_prize(
         (None, Some(key)) => PrizeRef::Key(key),
         (None, None) => return Err(AppError::missing("id").into()),
     };
-    let key = client_key(&req, p.transaction_id.clone())?;
+    let key = IdempotencyKey::from_request("shop", p.transaction_id.as_deref(), &req)?
+        .map(IdempotencyKey::into_string);
     let fields = ContactFields {
         address: p.address.clone(),
         user_name: p.user_name.clone(),
@@ -325,7 +308,8 @@ async fn send_prize(
     let face_value = ranged(face_value, "faceValue", 0, SHOP_POINTS_MAX)?;
     let key_raw = p.prize_id.ok_or_else(|| AppError::missing("prizeId"))?;
     let open_id = p.open_id.ok_or_else(|| AppError::missing("openId"))?;
-    let key = client_key(&req, p.transaction_id)?;
+    let key = IdempotencyKey::from_request("shop", p.transaction_id.as_deref(), &req)?
+        .map(IdempotencyKey::into_string);
     let outcome = exchange::send(&state, &app_id, face_value, &key_raw, open_id, key).await?;
     Ok(center::ok(json!(SendPrizeResult {
         points: outcome.balance_after,

@@ -3,7 +3,7 @@
 
 use points_actors::activity::Refusal;
 use points_actors::ledger::CHANGE_AMOUNT_ABS_MAX;
-use points_actors::redpack::REWARD_POINTS;
+use points_actors::ledger::{REWARD_POINTS, REWARD_TYPES};
 use points_actors::{Change, LedgerError, Limit, OrderSpec, Submit};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -16,7 +16,6 @@ use super::{
     TASK_TEXT_CHARS_MAX, TASK_URL_CHARS_MAX,
 };
 use crate::activities::blindbox::TASK_KIND;
-use crate::activities::redpack::REWARD_TYPES;
 use crate::clock::Moment;
 use crate::clock::{now_ms, BizClock};
 use crate::dialect::AppId;

@@ -18,23 +18,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::web;
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use points_actors::ledger::Committed;
 use serde_json::json;
 use sha2::Sha256;
-use sqlx::Row;
 use tokio::sync::Notify;
 
-use actix_web::web;
-
 use crate::clock::now_ms;
-use crate::dialect::gift::{ok, ok_with, Gift, Reply};
-use crate::dialect::AppId;
-use crate::dialect::{GET_POST, POST};
-use crate::error::AppError;
-use crate::http::{lenient, AdminKey, ApiDoc, Empty, Page, Params, RouteDoc, Routes};
+use crate::http::ApiDoc;
 use crate::state::AppState;
+
+mod routes_admin;
+mod store;
+
+pub use routes_admin::{OrderView, OrdersReq, RetryReq};
 
 /// How long a claimed order is reserved for the process sending it.
 pub const FULFILMENT_LEASE: Duration = Duration::from_secs(30);
@@ -96,39 +95,31 @@ struct Claimed {
 /// Claims the due orders: moves their next attempt past the lease and returns them.
 async fn claim(state: &AppState, now: i64) -> Result<Vec<Claimed>, sqlx::Error> {
     let lease_ms = i64::try_from(FULFILMENT_LEASE.as_millis()).unwrap_or(i64::MAX);
-    let rows = sqlx::query(&format!(
-        "UPDATE fulfilment_orders SET next_attempt_at = $1 \
-         WHERE id IN (SELECT id FROM fulfilment_orders WHERE status = 'pending' \
-         AND next_attempt_at <= $2 ORDER BY next_attempt_at, id LIMIT {FULFILMENT_CLAIM_ORDERS_MAX}{}) \
-         AND status = 'pending' AND next_attempt_at <= $2 \
-         RETURNING id, app_id, user_id, source_kind, reference, reward_type, amount, detail, attempts, \
-         created_at, (SELECT platform_uid FROM users u WHERE u.id = fulfilment_orders.user_id)",
-        state.stores.db.skip_locked()
-    ))
-    .bind(now + lease_ms)
-    .bind(now)
-    .fetch_all(&state.stores.db.write)
+    let rows = store::claim_due(
+        &state.stores.db,
+        now,
+        now + lease_ms,
+        FULFILMENT_CLAIM_ORDERS_MAX,
+    )
     .await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for r in rows {
-        let id: i64 = r.try_get(0)?;
-        let detail: String = r.try_get(7)?;
         let detail: serde_json::Value =
-            serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail));
+            serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::String(r.detail));
         let body = json!({
-            "order_id": id,
-            "app_id": r.try_get::<String, _>(1)?,
-            "user_id": r.try_get::<Option<String>, _>(10)?,
-            "source": r.try_get::<String, _>(3)?,
-            "reference": r.try_get::<String, _>(4)?,
-            "reward_type": r.try_get::<String, _>(5)?,
-            "amount": r.try_get::<i64, _>(6)?,
+            "order_id": r.id,
+            "app_id": r.app_id,
+            "user_id": r.platform_uid,
+            "source": r.source_kind,
+            "reference": r.reference,
+            "reward_type": r.reward_type,
+            "amount": r.amount,
             "detail": detail,
-            "created_at": r.try_get::<i64, _>(9)?,
+            "created_at": r.created_at,
         });
         claimed.push(Claimed {
-            id,
-            attempts: r.try_get(8)?,
+            id: r.id,
+            attempts: r.attempts,
             body: body.to_string(),
         });
     }
@@ -172,26 +163,18 @@ async fn settle(
     let now = now_ms();
     match result {
         Ok(()) => {
-            sqlx::query(
-                "UPDATE fulfilment_orders SET status = 'delivered', delivered_at = $1, \
-                 attempts = attempts + 1, last_error = '' WHERE id = $2",
-            )
-            .bind(now)
-            .bind(order.id)
-            .execute(&state.stores.db.write)
-            .await?;
+            store::mark_delivered(&state.stores.db, order.id, now).await?;
         }
         Err(error) => {
             let delay = i64::try_from(backoff(order.attempts).as_millis()).unwrap_or(i64::MAX);
             tracing::warn!(order = order.id, attempts = order.attempts + 1, %error, "fulfilment delivery failed; will retry");
-            sqlx::query(
-                "UPDATE fulfilment_orders SET attempts = attempts + 1, next_attempt_at = $1, \
-                 last_error = $2 WHERE id = $3 AND status = 'pending'",
+            let error: String = error.chars().take(500).collect();
+            store::schedule_retry(
+                &state.stores.db,
+                order.id,
+                now.saturating_add(delay),
+                &error,
             )
-            .bind(now.saturating_add(delay))
-            .bind(error.chars().take(500).collect::<String>())
-            .bind(order.id)
-            .execute(&state.stores.db.write)
             .await?;
         }
     }
@@ -245,153 +228,8 @@ pub fn spawn(state: actix_web::web::Data<AppState>, wake: Arc<Notify>) {
     });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Admin routes
-
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-pub struct OrdersReq {
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub app_id: Option<String>,
-    /// `pending` or `delivered`; all when absent.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub page: Option<i64>,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub step: Option<i64>,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct OrderView {
-    pub id: i64,
-    pub app_id: String,
-    pub user_id: i64,
-    pub source: String,
-    pub reference: String,
-    pub reward_type: String,
-    pub amount: i64,
-    pub detail: String,
-    pub status: String,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_error: String,
-    pub created_at: i64,
-    pub delivered_at: Option<i64>,
-}
-
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-pub struct RetryReq {
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub id: Option<i64>,
-}
-
-async fn list_orders(
-    state: web::Data<AppState>,
-    _a: AdminKey<Gift>,
-    p: Params<OrdersReq, Gift>,
-) -> Reply {
-    let p = p.into_inner();
-    let app_id = AppId::text(p.app_id);
-    if let Some(status) = &p.status {
-        if status != "pending" && status != "delivered" {
-            return Err(AppError::invalid("status must be pending or delivered").into());
-        }
-    }
-    let page = Page::parse(p.page, p.step, 1, 20)?;
-    let filter = "app_id = $1 AND ($2 = '' OR status = $2)";
-    let status = p.status.unwrap_or_default();
-    let total: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM fulfilment_orders WHERE {filter}"
-    ))
-    .bind(&app_id)
-    .bind(&status)
-    .fetch_one(&state.stores.db.read)
-    .await?;
-    let rows = sqlx::query(&format!(
-        "SELECT id, app_id, user_id, source_kind, reference, reward_type, amount, detail, status, \
-         attempts, next_attempt_at, last_error, created_at, delivered_at FROM fulfilment_orders \
-         WHERE {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
-    ))
-    .bind(&app_id)
-    .bind(&status)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(&state.stores.db.read)
-    .await?;
-    let mut orders = Vec::with_capacity(rows.len());
-    for r in rows {
-        orders.push(OrderView {
-            id: r.try_get(0)?,
-            app_id: r.try_get(1)?,
-            user_id: r.try_get(2)?,
-            source: r.try_get(3)?,
-            reference: r.try_get(4)?,
-            reward_type: r.try_get(5)?,
-            amount: r.try_get(6)?,
-            detail: r.try_get(7)?,
-            status: r.try_get(8)?,
-            attempts: r.try_get(9)?,
-            next_attempt_at: r.try_get(10)?,
-            last_error: r.try_get(11)?,
-            created_at: r.try_get(12)?,
-            delivered_at: r.try_get(13)?,
-        });
-    }
-    Ok(ok_with(json!(orders), &[("count", json!(total))]))
-}
-
-async fn retry_order(
-    state: web::Data<AppState>,
-    _a: AdminKey<Gift>,
-    p: Params<RetryReq, Gift>,
-) -> Reply {
-    let id = p.into_inner().id.ok_or_else(|| AppError::missing("id"))?;
-    let done = sqlx::query(
-        "UPDATE fulfilment_orders SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending'",
-    )
-    .bind(now_ms())
-    .bind(id)
-    .execute(&state.stores.db.write)
-    .await?;
-    if done.rows_affected() == 0 {
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT status FROM fulfilment_orders WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&state.stores.db.read)
-                .await?;
-        return Err(match exists {
-            Some(_) => AppError::Conflict(format!("order {id} is already delivered")),
-            None => AppError::NotFound(format!("fulfilment order {id}")),
-        }
-        .into());
-    }
-    state.fulfilment_wake.notify_one();
-    Ok(ok(json!([])))
-}
-
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
-    let mut r = Routes::new(cfg, doc);
-    let tag = "admin fulfilment";
-    r.add::<OrdersReq, Vec<OrderView>, _, _>(
-        RouteDoc {
-            path: "/admin/fulfilment/orders",
-            methods: GET_POST,
-            tag,
-            summary: "Fulfilment orders of an app",
-            description: "`X-Admin-Key`. Rewards paid outside the ledger, newest first, with delivery state (`pending`/`delivered`, attempts, last error); `count` beside `data`. Paged by `page`/`step`.",
-        },
-        list_orders,
-    );
-    r.add::<RetryReq, Empty, _, _>(
-        RouteDoc {
-            path: "/admin/fulfilment/orders/retry",
-            methods: POST,
-            tag,
-            summary: "Deliver a pending order now",
-            description: "`X-Admin-Key`. `{id}`: the order's next attempt is now, skipping its backoff. A delivered order answers 409.",
-        },
-        retry_order,
-    );
+    routes_admin::routes(cfg, doc);
 }
 
 #[cfg(test)]
