@@ -1,5 +1,6 @@
-//! The runtime: the handles every slice shares while the server runs — the websocket topic hub
-//! and the in-flight key sets — below the slices, which import it and never the other way round.
+//! The runtime: the handles every slice shares while the server runs — the registries of running
+//! actors, the websocket topic hub, the in-flight key sets and locks — below the slices, which
+//! import it and never the other way round.
 //!
 //! - [`Activities`]: the registries of running activity actors, the red-packet handles and the
 //!   in-process key sets and locks, plus [`Slots`] for handles a slice defines itself.
@@ -11,7 +12,7 @@ pub mod redpack;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use points_actors::activity::Registry;
 use points_actors::blindbox::BoxActor;
@@ -51,23 +52,25 @@ impl Slots {
     /// The value of type `T`, made with `T::default()` on first use.
     pub fn get<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
         let id = TypeId::of::<T>();
-        if let Ok(slots) = self.slots.read() {
-            if let Some(found) = slots
-                .get(&id)
-                .and_then(|v| Arc::clone(v).downcast::<T>().ok())
-            {
-                return found;
-            }
-        }
-        let mut slots = match self.slots.write() {
-            Ok(slots) => slots,
-            // A poisoned map only means a panic elsewhere: hand out a fresh value.
-            Err(_) => return Arc::new(T::default()),
+        // A poisoned lock only means a panic elsewhere; the map itself is always whole.
+        let found = self
+            .slots
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let value = match found {
+            Some(value) => value,
+            None => Arc::clone(
+                self.slots
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(T::default())),
+            ),
         };
-        let value = slots
-            .entry(id)
-            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn Any + Send + Sync>);
-        Arc::clone(value)
+        // The map holds a `T` under `TypeId::of::<T>()`, so the downcast cannot fail.
+        value
             .downcast::<T>()
             .unwrap_or_else(|_| Arc::new(T::default()))
     }
@@ -152,5 +155,35 @@ impl Drop for KeyGuard<'_> {
                 locks.remove(&self.key);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicU32);
+
+    #[test]
+    fn a_slot_is_made_once_per_type() {
+        let slots = Slots::default();
+        let a = slots.get::<Counter>();
+        a.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let b = slots.get::<Counter>();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(b.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        let other = slots.get::<InFlightKeys>();
+        assert!(other.begin("k").is_some());
+    }
+
+    #[test]
+    fn in_flight_keys_are_held_until_dropped() {
+        let keys = InFlightKeys::default();
+        let held = keys.begin("k");
+        assert!(held.is_some());
+        assert!(keys.begin("k").is_none());
+        drop(held);
+        assert!(keys.begin("k").is_some());
     }
 }
