@@ -26,7 +26,8 @@ pub struct JobReport {
 /// Runs every daily step once, now.
 pub async fn run_daily(state: &AppState) -> Result<JobReport, AppError> {
     let now = now_ms();
-    let expired_points = state.stores.ledger.expire_due(now).await?;
+    let expired_points =
+        crate::points::expire_due(&state.ledger, &state.stores.ledger, now).await?;
     let purged_sessions = state.stores.accounts.purge_sessions(now).await?;
     // Morning rounds whose check-in window has closed, oldest first (idempotent; runs every
     // JOBS_INTERVAL, so a round is paid within a minute of its window's end).
@@ -34,9 +35,9 @@ pub async fn run_daily(state: &AppState) -> Result<JobReport, AppError> {
     if settled_rounds > 0 {
         tracing::info!(settled_rounds, "morning rounds settled");
     }
-    // Leaderboards: archive yesterday's boards once (idempotent), and merge the live boards with
-    // the database again when expiry changed balances outside the ledger actor.
-    crate::activities::leaderboard::daily(state, expired_points > 0).await?;
+    // Leaderboards: archive yesterday's boards once (idempotent). Expiry reached them through the
+    // ledger actor like any other change.
+    crate::activities::leaderboard::daily(state).await?;
     if expired_points > 0 || purged_sessions > 0 {
         tracing::info!(expired_points, purged_sessions, "daily jobs ran");
     }

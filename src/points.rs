@@ -1,14 +1,17 @@
 //! Point changes as the facades ask for them: find the user, pick the expiry, build the
-//! [`Change`] and wait for the ledger's committed answer.
+//! [`Change`] and wait for the ledger's committed answer. Expiry goes the same way: every due
+//! lot becomes an expiry change of the ledger actor, so its listeners (leaderboards) see it like
+//! any other change.
 
-use points_actors::ledger::CHANGE_AMOUNT_ABS_MAX;
-use points_actors::{Change, LedgerError, Limit, Outcome, Submit};
+use actix::Addr;
+use futures_util::future::join_all;
+use points_actors::{Change, LedgerActor, LedgerError, Limit, Outcome, Submit};
 
 use crate::clock::now_ms;
-use crate::dialect::IdempotencyKey;
+use crate::dialect::{IdempotencyKey, Points};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::User;
+use crate::store::{LedgerDb, User};
 
 pub use crate::dialect::input::IDEMPOTENCY_KEY_BYTES_MAX;
 /// Longest free text (description, reference, kind) stored with an entry.
@@ -17,7 +20,7 @@ pub const ENTRY_TEXT_CHARS_MAX: usize = 200;
 /// A change a facade wants applied.
 pub struct ChangeRequest<'a> {
     pub user: &'a User,
-    pub amount: i64,
+    pub amount: Points,
     pub kind: &'a str,
     /// The caller's idempotency key, already namespaced by facade (`core:`, `open:` ...);
     /// `None` makes the change non-repeatable.
@@ -69,14 +72,9 @@ pub async fn default_expiry(state: &AppState, app_id: &str) -> Result<Option<i64
     Ok((months > 0).then(|| state.clock.expiry_after_months(now_ms(), months)))
 }
 
-/// Checks a change's amount and texts without applying it, so a facade can refuse bad input
-/// before it stores anything.
-pub fn check(amount: i64, kind: &str, reference: &str, description: &str) -> Result<(), AppError> {
-    // Refused here as well as in the ledger, so no amount (i64::MIN included) reaches arithmetic
-    // that could overflow.
-    if amount == 0 || amount.unsigned_abs() > CHANGE_AMOUNT_ABS_MAX.unsigned_abs() {
-        return Err(LedgerError::InvalidAmount(amount).into());
-    }
+/// Checks a change's texts without applying it, so a facade can refuse bad input before it
+/// stores anything (its amount is checked by [`Points::parse`]).
+pub fn check(kind: &str, reference: &str, description: &str) -> Result<(), AppError> {
     text("type", kind)?;
     text("reference", reference)?;
     text("description", description)?;
@@ -85,8 +83,8 @@ pub fn check(amount: i64, kind: &str, reference: &str, description: &str) -> Res
 
 /// Applies a change through the ledger actor; answers after its commit.
 pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, AppError> {
-    check(req.amount, req.kind, req.reference, req.description)?;
-    let expires_at = if req.amount > 0 {
+    check(req.kind, req.reference, req.description)?;
+    let expires_at = if req.amount.is_credit() {
         match req.expires_at {
             Some(at) => Some(at),
             None => default_expiry(state, &req.user.app_id).await?,
@@ -97,7 +95,7 @@ pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, 
     let change = Change {
         app_id: req.user.app_id.clone(),
         user_id: req.user.id,
-        amount: req.amount,
+        amount: req.amount.get(),
         kind: req.kind.to_string(),
         idem_key: req
             .idem_key
@@ -108,8 +106,44 @@ pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, 
         limits: req.limits,
         legs: Vec::new(),
         order: None,
+        expire_lot: None,
     };
     Ok(state.ledger.send(Submit(change)).await??)
+}
+
+/// Most due lots read and handed to the ledger at once.
+const EXPIRE_PAGE_LOTS: i64 = 500;
+
+/// Expires every lot due at `now` through the ledger actor and returns how many points expired.
+/// Safe to run twice, late, or on two nodes at once: an expiry debits what its lot still holds
+/// when its batch commits, and its key (`expire:<lot>`) is unique, so a second run replays.
+pub async fn expire_due(
+    ledger: &Addr<LedgerActor>,
+    store: &LedgerDb,
+    now: i64,
+) -> Result<i64, AppError> {
+    let mut expired = 0;
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let (lots, cursor) = store.due_lots(now, after, EXPIRE_PAGE_LOTS).await?;
+        let Some(cursor) = cursor else {
+            return Ok(expired);
+        };
+        after = cursor;
+        let answers =
+            join_all(lots.into_iter().map(|lot| {
+                ledger.send(Submit(Change::expiry(lot.app_id, lot.user_id, lot.lot_id)))
+            }))
+            .await;
+        for answer in answers {
+            match answer? {
+                Ok(outcome) => expired -= outcome.amount,
+                // Spent between the read and the commit: nothing was left to expire.
+                Err(LedgerError::InvalidAmount(0)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 }
 
 /// The next expiry of a user's points: `(instant, points)`, or `None`.

@@ -6,8 +6,14 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use actix::{Actor, Addr};
 use common::{backends, ledger_facts, spawn_app, spawn_process, Backend, TestApp, ADMIN_KEY};
 use futures_util::future::join_all;
+use points_actors::leaderboard::{BoardKey, GetStandings, LeaderboardActor};
+use points_actors::{LedgerActor, LedgerLimits, Listen};
+use points_engine::db::Db;
+use points_engine::points::expire_due;
+use points_engine::store::LedgerDb;
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -177,14 +183,11 @@ async fn debits_spend_the_earliest_expiring_points_and_the_job_expires_the_rest(
         );
 
         // The job, run as of 2086, expires the 5 left of the 2085 lot; twice changes nothing more.
-        let store = points_engine::store::LedgerDb {
-            db: points_engine::db::Db::connect(&app.database_url, 2)
-                .await
-                .expect("db"),
-        };
+        let (ledger, store) = second_ledger(&app).await;
         let in_2086 = 3_660_000_000_000;
-        assert_eq!(store.expire_due(in_2086).await.expect("expire"), 5);
-        assert_eq!(store.expire_due(in_2086).await.expect("expire again"), 0);
+        let expire = || expire_due(&ledger, &store, in_2086);
+        assert_eq!(expire().await.expect("expire"), 5);
+        assert_eq!(expire().await.expect("expire again"), 0);
         let facts = ledger_facts(&app.database_url, &user).await;
         facts.assert_conserved();
         assert_eq!(facts.balance, 10, "{backend:?}");
@@ -201,6 +204,137 @@ async fn debits_spend_the_earliest_expiring_points_and_the_job_expires_the_rest(
             "{backend:?}: {expired}"
         );
         assert_eq!(expired["count"], 1);
+        app.handle.stop(true).await;
+    }
+}
+
+/// A ledger actor of its own on the app's database, as a second node would run: the expiry job
+/// goes through it.
+async fn second_ledger(app: &TestApp) -> (Addr<LedgerActor>, LedgerDb) {
+    let db = Db::connect(&app.database_url, 4).await.expect("db");
+    let store = LedgerDb { db };
+    let ledger = LedgerActor::new(Arc::new(store.clone()), LedgerLimits::default(), None).start();
+    (ledger, store)
+}
+
+#[actix_web::test]
+async fn expiry_is_a_ledger_change_that_its_listeners_see() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (user, _) = app.login("fading").await;
+        grant_expiring(&app, &user, 10, "2080-06-01 00:00:00", "early").await;
+        grant_expiring(&app, &user, 7, "2090-06-01 00:00:00", "late").await;
+
+        let (ledger, store) = second_ledger(&app).await;
+        let day_of: points_actors::leaderboard::DayOf = Arc::new(|_| "2086-01-01".to_string());
+        let board = LeaderboardActor::new(day_of).start();
+        ledger
+            .send(Listen(board.clone().recipient()))
+            .await
+            .expect("listen");
+        let clock = points_engine::clock::BizClock::new(chrono_tz::Asia::Shanghai);
+        points_engine::activities::leaderboard::rebuild(&store.db, &clock, &board)
+            .await
+            .expect("rebuild");
+        let score = || async {
+            let standings = board
+                .send(GetStandings {
+                    app_id: "default".into(),
+                    key: BoardKey::Points,
+                    top: 10,
+                    user_id: None,
+                })
+                .await
+                .expect("standings");
+            standings.top.first().map(|r| r.score.value)
+        };
+        assert_eq!(score().await, Some(17), "{backend:?}");
+
+        let in_2086 = 3_660_000_000_000;
+        assert_eq!(
+            expire_due(&ledger, &store, in_2086).await.expect("expire"),
+            10
+        );
+        // The board moved with the commit, without a rebuild from the database.
+        assert_eq!(score().await, Some(7), "{backend:?}");
+        let facts = ledger_facts(&app.database_url, &user).await;
+        facts.assert_conserved();
+        assert_eq!(facts.balance, 7, "{backend:?}");
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn expiry_racing_a_debit_expires_only_what_the_debit_left() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let users: Vec<String> = join_all((0..16).map(|i| {
+            let app = &app;
+            async move { app.login(&format!("racer{i}")).await.0 }
+        }))
+        .await;
+        for user in &users {
+            grant_expiring(
+                &app,
+                user,
+                10,
+                "2080-06-01 00:00:00",
+                &format!("{user}-due"),
+            )
+            .await;
+            grant_expiring(
+                &app,
+                user,
+                10,
+                "2090-06-01 00:00:00",
+                &format!("{user}-later"),
+            )
+            .await;
+        }
+        // Each user spends 8 through the app's ledger while a second ledger expires the due lots.
+        let (ledger, store) = second_ledger(&app).await;
+        let debits = join_all(users.iter().map(|user| {
+            let app = &app;
+            async move { app.change(user, -8, Some(&format!("{user}-spend"))).await }
+        }));
+        let (spent, expired) =
+            futures_util::join!(debits, expire_due(&ledger, &store, 3_660_000_000_000));
+        assert!(spent.iter().all(|r| r["status"] == true), "{spent:?}");
+        let expired = expired.expect("expire");
+
+        // Whichever committed first, the lot gave up only what it still held: a debit first
+        // leaves 2 of the due lot to expire (balance 10), an expiry first takes all 10 and the
+        // debit spends the later lot (balance 2).
+        let mut total = 0;
+        for user in &users {
+            let entries: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT e.amount, e.kind FROM ledger_entries e JOIN users u ON u.id = e.user_id \
+                 WHERE u.platform_uid = $1 AND e.amount < 0 ORDER BY e.id",
+            )
+            .bind(user)
+            .fetch_all(&store.db.read)
+            .await
+            .expect("entries");
+            let facts = ledger_facts(&app.database_url, user).await;
+            facts.assert_conserved();
+            let kinds: Vec<&str> = entries.iter().map(|(_, k)| k.as_str()).collect();
+            match kinds.as_slice() {
+                [_, "expire"] => {
+                    assert_eq!(entries[1].0, -2, "{backend:?} {user}: {entries:?}");
+                    assert_eq!(facts.balance, 10, "{backend:?} {user}");
+                }
+                ["expire", _] => {
+                    assert_eq!(entries[0].0, -10, "{backend:?} {user}: {entries:?}");
+                    assert_eq!(facts.balance, 2, "{backend:?} {user}");
+                }
+                other => panic!("{backend:?} {user}: unexpected entries {other:?}"),
+            }
+            total -= entries
+                .iter()
+                .find(|(_, k)| k == "expire")
+                .map_or(0, |e| e.0);
+        }
+        assert_eq!(expired, total, "{backend:?}");
         app.handle.stop(true).await;
     }
 }

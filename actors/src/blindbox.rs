@@ -163,6 +163,7 @@ impl BoxActor {
             limits: Vec::new(),
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         };
         match payout {
             BoxPayout::External(units) => {

@@ -13,7 +13,7 @@
 //! Ties go to the earliest: the user who reached the score first ranks first (then the lower
 //! user id, so the order is total). The actor holds no connection: the server crate reads the
 //! boards from the database and sends them as [`Rebuild`] at start-up and periodically (which
-//! also picks up changes made by other processes and by the expiry job); a rebuild merges by
+//! also picks up changes committed by other processes' ledger actors); a rebuild merges by
 //! entry id, so a snapshot read before a commit never undoes that commit.
 //!
 //! Publishing is pulled, not pushed: the server asks [`TakeChanged`] on a short interval, gets the

@@ -31,5 +31,6 @@ pub mod store;
 pub use ledger::{
     plan_batch, BatchPlan, Change, Committed, CommittedChange, LedgerActor, LedgerError,
     LedgerLimits, LedgerMetrics, Leg, Limit, Listen, Lot, OrderSpec, Outcome, StoredEntry, Submit,
+    EXPIRE_KIND,
 };
 pub use store::{LedgerStore, StoreError};

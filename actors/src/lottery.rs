@@ -214,6 +214,7 @@ impl LotteryActor {
             limits: Vec::new(),
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         };
         if let Some(p) = prize {
             let points = p.reward_type == REWARD_POINTS;

@@ -331,6 +331,7 @@ impl Handler<SignUp> for MorningActor {
             limits: vec![Limit { key, max: 1 }],
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -399,6 +400,7 @@ impl Handler<CheckIn> for MorningActor {
             limits: vec![Limit { key, max: 1 }],
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -473,6 +475,7 @@ impl Handler<Pay> for MorningActor {
                 limits: Vec::new(),
                 legs: Vec::new(),
                 order: None,
+                expire_lot: None,
             };
             let commit = self.ledger.send(Submit(change));
             async move {

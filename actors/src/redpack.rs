@@ -19,11 +19,13 @@ use crate::ledger::{Change, LedgerActor, Leg, Limit, OrderSpec, Outcome, Submit}
 
 pub use crate::ledger::REWARD_POINTS;
 
-/// A card as the actor needs it.
+/// A card as the actor (and the routes that check a grab before asking it) need it.
 #[derive(Debug, Clone)]
 pub struct CardConfig {
     pub card_id: i64,
     pub app_id: String,
+    /// The session (batch) the card belongs to.
+    pub batch_id: i64,
     pub reward_type: String,
     /// Packets per day.
     pub daily_stock: i64,
@@ -177,6 +179,7 @@ impl CardActor {
                 amount: c.unit,
                 detail: serde_json::json!({"card_id": c.card_id, "day": msg.day}).to_string(),
             }),
+            expire_lot: None,
         }
     }
 }
@@ -460,6 +463,7 @@ impl Handler<GrabPool> for PoolActor {
             }],
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         };
         self.grabbed.insert(msg.user_id);
         self.life.pending += 1;

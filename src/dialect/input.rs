@@ -9,10 +9,15 @@
 //!   that is not visible ASCII is refused, never dropped. The stored key is namespaced by the
 //!   route family (`core:`, `center:`, `open:`, `shop:` ...) so one family's keys never collide
 //!   with another's.
+//! - **Points** ([`Points`]): an amount of points to move, signed (credit positive, debit
+//!   negative), non-zero and at most the ledger's `CHANGE_AMOUNT_ABS_MAX` in magnitude, so no
+//!   accepted amount can overflow a balance.
 //! - **Status** ([`Status`]): the seeds' `"10"` / `"20"` / `"30"` codes of anything an admin
 //!   configures, named in one place.
 
 use actix_web::HttpRequest;
+use points_actors::ledger::CHANGE_AMOUNT_ABS_MAX;
+use points_actors::LedgerError;
 
 use crate::error::AppError;
 
@@ -61,6 +66,31 @@ impl AppId {
 impl std::fmt::Display for AppId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An amount of points to move: a credit (positive) or a debit (negative), never zero, at most
+/// [`CHANGE_AMOUNT_ABS_MAX`] in magnitude.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Points(i64);
+
+impl Points {
+    /// The amount, or the ledger's own "out of range" error.
+    pub fn parse(amount: i64) -> Result<Points, AppError> {
+        if amount == 0 || amount.unsigned_abs() > CHANGE_AMOUNT_ABS_MAX.unsigned_abs() {
+            return Err(LedgerError::InvalidAmount(amount).into());
+        }
+        Ok(Points(amount))
+    }
+
+    /// The signed amount.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// Whether the amount credits the user.
+    pub fn is_credit(self) -> bool {
+        self.0 > 0
     }
 }
 

@@ -18,7 +18,7 @@ use actix_web::http::Method;
 
 pub use center::Center;
 pub use gift::{own_user, Gift, UserReq};
-pub use input::{AppId, IdempotencyKey, Status};
+pub use input::{AppId, IdempotencyKey, Points, Status};
 pub use mini::{own_openid, Mini};
 pub use open::Open;
 

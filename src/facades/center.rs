@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::dialect::AppId;
-use crate::dialect::IdempotencyKey;
+use crate::dialect::{IdempotencyKey, Points};
 use crate::dialect::{GET_POST, POST};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
@@ -212,7 +212,7 @@ async fn change_points(
     p: Params<ChangePointsReq, Center>,
 ) -> Reply {
     let p = p.into_inner();
-    let amount = p.face_value.ok_or_else(|| AppError::missing("faceValue"))?;
+    let amount = Points::parse(p.face_value.ok_or_else(|| AppError::missing("faceValue"))?)?;
     let open_id = p.open_id.ok_or_else(|| AppError::missing("openId"))?;
     let change_type = p.change_type.unwrap_or_else(|| "other".into());
     if !CHANGE_TYPES.contains(&change_type.as_str()) {

@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 
 use crate::auth::{self, Provider};
 use crate::dialect::AppId;
-use crate::dialect::IdempotencyKey;
 use crate::dialect::GET_POST;
+use crate::dialect::{IdempotencyKey, Points};
 use crate::error::AppError;
 use crate::http::{lenient, AdminKey, ApiDoc, Caller, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
@@ -484,9 +484,9 @@ async fn core_update(
     p: Params<CoreUpdateReq, Gift>,
 ) -> Reply {
     let p = p.into_inner();
-    let amount = p.amount.ok_or_else(|| AppError::missing("amount"))?;
+    let amount = Points::parse(p.amount.ok_or_else(|| AppError::missing("amount"))?)?;
     let user = core_user(&state, &p.app_id, &p.uuid).await?;
-    let expires_at = match (&p.expired_time, amount > 0) {
+    let expires_at = match (&p.expired_time, amount.is_credit()) {
         (Some(raw), true) => {
             let at = state.clock.parse(raw).ok_or_else(|| {
                 AppError::invalid("expired_time must be YYYY-MM-DD HH:MM:SS or epoch seconds")
@@ -500,9 +500,14 @@ async fn core_update(
         (_, false) => None,
     };
     let idem = IdempotencyKey::from_request("core", None, &req)?.map(IdempotencyKey::into_string);
-    let flag = p
-        .flag
-        .unwrap_or_else(|| if amount > 0 { "grant" } else { "deduct" }.into());
+    let flag = p.flag.unwrap_or_else(|| {
+        if amount.is_credit() {
+            "grant"
+        } else {
+            "deduct"
+        }
+        .into()
+    });
     points::apply(
         &state,
         ChangeRequest {

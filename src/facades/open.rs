@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
-use crate::dialect::{GET, POST};
+use crate::dialect::{Points, GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, secret_eq, ApiDoc, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
@@ -336,20 +336,20 @@ async fn change(
     if body_user != gateway.uid {
         return Err(AppError::WrongUser.into());
     }
-    let point = p.point.ok_or_else(|| AppError::missing("point"))?;
+    let point = Points::parse(p.point.ok_or_else(|| AppError::missing("point"))?)?;
     let kind = p
         .kind
-        .unwrap_or_else(|| if point > 0 { "grant" } else { "deduct" }.into());
+        .unwrap_or_else(|| if point.is_credit() { "grant" } else { "deduct" }.into());
     let idem_key = points::idem_key("open", &transaction_id)?;
     let info = p.info.as_deref().unwrap_or_default();
-    points::check(point, &kind, "", info)?;
+    points::check(&kind, "", info)?;
     let user = match gateway.existing(&state).await? {
         Some(user) => user,
         // A caller never seen before has nothing to deduct: refuse without storing them.
-        None if point < 0 => {
+        None if !point.is_credit() => {
             return Err(AppError::Insufficient {
                 balance: 0,
-                needed: point.saturating_neg(),
+                needed: -point.get(),
             }
             .into())
         }
@@ -485,7 +485,8 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
     } else {
         rule.description.clone()
     };
-    points::check(rule.points, &rule.event_type, &body_user, &description)?;
+    let amount = Points::parse(rule.points)?;
+    points::check(&rule.event_type, &body_user, &description)?;
     let user = gateway.user(&state).await?;
     let day = state.clock.format_date(now_ms());
     let limits: Vec<Limit> = (rule.daily_cap > 0)
@@ -502,7 +503,7 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
         &state,
         ChangeRequest {
             user: &user,
-            amount: rule.points,
+            amount,
             kind: &rule.event_type,
             idem_key: Some(idem_key),
             reference: &body_user,

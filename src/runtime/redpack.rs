@@ -4,20 +4,23 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
+use points_actors::redpack::CardConfig;
+
 /// Most radio lines kept per app.
 pub const RADIO_ENTRIES_MAX: usize = 20;
 
-/// What a grab route checks before it asks the actor: the card's app, session and reward type
-/// (or the pool's app), remembered when the actor is loaded so a grab reads no row.
+/// What a grab route checks before it asks the actor: the card's configuration (app, session,
+/// reward type) or the pool's app, remembered when the actor is loaded so a grab reads no row.
 #[derive(Default)]
 pub struct Owners {
     // std Mutex: lookups and inserts only.
-    pub cards: Mutex<HashMap<i64, (String, i64, String)>>,
+    pub cards: Mutex<HashMap<i64, CardConfig>>,
     pub pools: Mutex<HashMap<i64, String>>,
 }
 
 impl Owners {
-    pub fn card(&self, id: i64) -> Option<(String, i64, String)> {
+    /// The configuration the card's actor was started with.
+    pub fn card(&self, id: i64) -> Option<CardConfig> {
         self.cards.lock().ok()?.get(&id).cloned()
     }
 

@@ -97,6 +97,7 @@ fn main() -> Result<()> {
         let config = CardConfig {
             card_id: 1,
             app_id: "bench".into(),
+            batch_id: 1,
             reward_type: "积分".into(),
             daily_stock: i64::try_from(grabs)?,
             unit: 1,

@@ -2,9 +2,8 @@
 //! database, how its boards reach websocket subscribers, the daily archive, and the routes.
 //!
 //! - The actor is rebuilt from the database before the server accepts requests
-//!   ([`rebuild`]), again every [`LEADERBOARD_REBUILD_INTERVAL`] (changes made by other
-//!   processes and by the expiry job, which do not pass through this process's ledger actor),
-//!   and after the daily jobs.
+//!   ([`rebuild`]), again every [`LEADERBOARD_REBUILD_INTERVAL`] (changes committed by other
+//!   processes, which do not pass through this process's ledger actor), and on a new day.
 //! - Every [`LEADERBOARD_PUBLISH_INTERVAL`] the boards that changed are published to the hub as
 //!   states (the newest state wins, the hub sends at most 5 frames per second per topic):
 //!   topic `leaderboard:points`, `leaderboard:steps` (today) and `leaderboard:invites` (today)
@@ -278,12 +277,11 @@ pub async fn archive_due(state: &AppState) -> Result<u64, AppError> {
     Ok(done)
 }
 
-/// The leaderboards' part of the daily jobs: archive yesterday (once), then, on a new day or
-/// when `balances_changed` outside the ledger actor (expiry), merge the live boards with the
-/// database again. Returns how many boards it archived.
-pub async fn daily(state: &AppState, balances_changed: bool) -> Result<u64, AppError> {
+/// The leaderboards' part of the daily jobs: archive yesterday (once), then, on a new day, merge
+/// the live boards with the database again. Returns how many boards it archived.
+pub async fn daily(state: &AppState) -> Result<u64, AppError> {
     let archived = archive_due(state).await?;
-    if archived > 0 || balances_changed {
+    if archived > 0 {
         rebuild(&state.stores.db, &state.clock, &state.leaderboard)
             .await
             .map_err(|e| AppError::Unavailable(e.to_string()))?;

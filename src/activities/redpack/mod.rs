@@ -145,15 +145,10 @@ async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, A
             let (row, session_status) = (found.card, found.session_status);
             let day = Moment::now(&state.clock).day;
             let today = card_day(state, &row.app_id, card_id, &day).await?;
-            if let Ok(mut owners) = state.activities.owners.cards.lock() {
-                owners.insert(
-                    card_id,
-                    (row.app_id.clone(), row.batch_id, row.reward_type.clone()),
-                );
-            }
             let config = CardConfig {
                 card_id,
                 app_id: row.app_id.clone(),
+                batch_id: row.batch_id,
                 reward_type: row.reward_type,
                 daily_stock: row.sum,
                 unit: row.unit,
@@ -161,6 +156,9 @@ async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, A
                 window: window(&row.start_time, &row.end_time),
                 open: row.status == Status::On.code() && session_status == Status::On.code(),
             };
+            if let Ok(mut owners) = state.activities.owners.cards.lock() {
+                owners.insert(card_id, config.clone());
+            }
             let radio = Arc::clone(&state.activities);
             let hub = Arc::clone(&state.hub);
             let app_id = row.app_id;
@@ -195,15 +193,15 @@ async fn grab_card(
     let actor = card_actor(state, card_id).await?;
     let user = points::user(state, app_id, platform_uid).await?;
     // The card must belong to the caller's app and the named session.
-    let (_, _, reward_type) = state
+    let card = state
         .activities
         .owners
         .card(card_id)
-        .filter(|(app, batch, _)| *app == user.app_id && *batch == batch_id)
+        .filter(|card| card.app_id == user.app_id && card.batch_id == batch_id)
         .ok_or_else(|| {
             AppError::NotFound(format!("red-packet card {card_id} in batch {batch_id}"))
         })?;
-    let expires_at = if reward_type == REWARD_POINTS {
+    let expires_at = if card.reward_type == REWARD_POINTS {
         points::default_expiry(state, &user.app_id).await?
     } else {
         None

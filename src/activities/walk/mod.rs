@@ -35,6 +35,7 @@ use crate::activities::leaderboard::{profiles, standings, Profile};
 use crate::auth;
 use crate::clock::BizClock;
 use crate::clock::Moment;
+use crate::dialect::Points;
 use crate::error::AppError;
 use crate::http::ApiDoc;
 use crate::points::{self, ChangeRequest};
@@ -315,7 +316,7 @@ async fn exchange(state: &AppState, s: &SessionUser) -> Result<(), AppError> {
         state,
         ChangeRequest {
             user: &user,
-            amount,
+            amount: Points::parse(amount)?,
             kind: "walk",
             idem_key: Some(key),
             reference: &reference,
@@ -342,7 +343,7 @@ async fn grant_auth_reward(state: &AppState, s: &SessionUser) -> Result<(), AppE
             state,
             ChangeRequest {
                 user: &user,
-                amount: config.auth_reward,
+                amount: Points::parse(config.auth_reward)?,
                 kind: "walk_auth",
                 idem_key: Some(format!("walk_auth:{}:{}", s.app_id, s.user_id)),
                 reference: "wx_run",

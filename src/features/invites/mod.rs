@@ -219,6 +219,7 @@ async fn link(state: &AppState, invitee: &User, code: &str) -> Result<Option<i64
         limits: Vec::new(),
         legs: Vec::new(),
         order: None,
+        expire_lot: None,
     };
     if reward == 0 {
         // A reward of nothing still records the invite.

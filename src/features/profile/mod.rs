@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use crate::activities::walk::{decrypt_wechat, DecryptError};
 use crate::auth;
 use crate::clock::now_ms;
+use crate::dialect::Points;
 use crate::error::AppError;
 use crate::http::ApiDoc;
 use crate::points::{self, ChangeRequest};
@@ -414,7 +415,7 @@ async fn mini_wx_phone(
             state,
             ChangeRequest {
                 user: &user,
-                amount: reward,
+                amount: Points::parse(reward)?,
                 kind: "wx_phone",
                 idem_key: Some(format!("wx_phone:{}:{}", s.app_id, s.user_id)),
                 reference: "wx_phone",

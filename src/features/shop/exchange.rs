@@ -240,6 +240,7 @@ pub(super) async fn exchange(
                 .into_iter()
                 .collect(),
             order: None,
+            expire_lot: None,
         },
         kind => Change {
             app_id: app_id.clone(),
@@ -262,6 +263,7 @@ pub(super) async fn exchange(
                 amount: 1,
                 detail: detail.to_string(),
             }),
+            expire_lot: None,
         },
     };
     let outcome = match state.ledger.send(Submit(change)).await? {
@@ -316,6 +318,7 @@ pub(super) async fn send(
             amount: 1,
             detail: detail.to_string(),
         }),
+        expire_lot: None,
     };
     let outcome = match state.ledger.send(Submit(change)).await? {
         Ok(o) => o,

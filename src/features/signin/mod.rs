@@ -296,6 +296,7 @@ pub async fn sign(state: &AppState, session: &SessionUser) -> Result<Signed, App
         limits: Vec::new(),
         legs: Vec::new(),
         order: None,
+        expire_lot: None,
     };
     if bonus > 0 {
         change.legs.push(Leg {
@@ -396,6 +397,7 @@ async fn pop(state: &AppState, session: &SessionUser, action: PopAction) -> Resu
         limits: Vec::new(),
         legs: Vec::new(),
         order: None,
+        expire_lot: None,
     };
     if reward == 0 {
         // A reward of nothing still records that the user did it.

@@ -430,6 +430,7 @@ pub(super) async fn finish(
             amount: task.amount,
             detail: json!({"task_id": id, "name": task.name, "day": day, "n": n}).to_string(),
         }),
+        expire_lot: None,
     };
     match state.ledger.send(Submit(change)).await? {
         Ok(_) => {}

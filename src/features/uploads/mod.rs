@@ -375,6 +375,7 @@ async fn grant(state: &AppState, audit: &Audit, user_id: i64) -> Result<(), AppE
         limits: Vec::new(),
         legs: Vec::new(),
         order: None,
+        expire_lot: None,
     };
     match state.ledger.send(Submit(change)).await? {
         Ok(_) => Ok(()),

@@ -1,5 +1,6 @@
-//! The points ledger in SQL: the batch commit behind the ledger actor, the expiry job, and the
-//! read side (balance, history, expiring points).
+//! The points ledger in SQL: the batch commit behind the ledger actor, the lots due to expire
+//! (which the expiry job hands to the actor), and the read side (balance, history, expiring
+//! points).
 //!
 //! A batch is one transaction: lock the users' balance rows in user order (`FOR UPDATE` on
 //! Postgres; SQLite's single writer needs no lock) and read the entries already stored under the
@@ -90,10 +91,10 @@ async fn commit_batch(
         balances.extend(lock_balances(db, &mut tx, &missing).await?);
     }
 
-    // Open credit lots of the users who spend in this batch.
+    // Open credit lots of the users who spend in this batch, or whose lot it expires.
     let spenders: BTreeSet<i64> = batch
         .iter()
-        .filter(|c| c.amount < 0 || c.legs.iter().any(|l| l.amount < 0))
+        .filter(|c| c.amount < 0 || c.legs.iter().any(|l| l.amount < 0) || c.expire_lot.is_some())
         .map(|c| c.user_id)
         .collect();
     let mut lots: HashMap<i64, Vec<Lot>> = HashMap::new();
@@ -154,7 +155,7 @@ async fn commit_batch(
             json!({
                 "app_id": c.app_id, "user_id": c.user_id, "amount": entry.amount, "kind": kind,
                 "idem_key": entry.idem_key(c), "reference": c.reference, "description": description,
-                "expires_at": if entry.amount > 0 { c.expires_at } else { None },
+                "expires_at": entry.expires_at,
                 "balance_after": entry.balance_after,
             })
         })
@@ -529,6 +530,22 @@ pub struct HistoryFilter {
     pub kind: Option<String>,
 }
 
+/// A credit lot that is due to expire.
+#[derive(Debug, Clone)]
+pub struct DueLot {
+    pub lot_id: i64,
+    pub user_id: i64,
+    pub app_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct DueLotRow {
+    id: i64,
+    user_id: i64,
+    expires_at: i64,
+    app_id: String,
+}
+
 /// Points that expire (or expired) on one business day.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayPoints {
@@ -682,93 +699,38 @@ impl LedgerDb {
         Ok((rows, total))
     }
 
-    /// Writes `expire` entries for every lot whose expiry is at or before `now` and that still
-    /// has points, user by user. Safe to run twice or late: a lot is emptied in the same
-    /// transaction as its entry, and the entry's key (`expire:<lot>`) is unique.
-    /// Returns how many points expired.
-    pub async fn expire_due(&self, now: i64) -> Result<i64, sqlx::Error> {
-        let mut expired = 0;
-        loop {
-            let users: Vec<i64> = sqlx::query_scalar(
-                "SELECT DISTINCT user_id FROM credit_lots \
-                 WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 LIMIT 500",
-            )
-            .bind(now)
-            .fetch_all(&self.db.read)
-            .await?;
-            if users.is_empty() {
-                return Ok(expired);
-            }
-            for user in users {
-                expired += self.expire_user(user, now).await?;
-            }
-        }
-    }
-
-    async fn expire_user(&self, user_id: i64, now: i64) -> Result<i64, sqlx::Error> {
-        let mut tx = self.db.write.begin().await?;
-        let sql = format!(
-            "SELECT balance FROM balances WHERE user_id = $1{}",
-            self.db.for_update()
-        );
-        let Some(mut balance) = sqlx::query_scalar::<_, i64>(&sql)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(0);
-        };
-        let app_id: String = sqlx::query_scalar("SELECT app_id FROM users WHERE id = $1")
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let due = sqlx::query(
-            "SELECT id, remaining, expires_at FROM credit_lots WHERE user_id = $1 AND remaining > 0 \
-             AND expires_at IS NOT NULL AND expires_at <= $2 ORDER BY expires_at, id",
+    /// Lots whose expiry is at or before `now` and that still hold points, in expiry order after
+    /// the cursor `(expires_at, id)` of the previous page, with the cursor of this page (`None`
+    /// when there are no more).
+    pub async fn due_lots(
+        &self,
+        now: i64,
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<(Vec<DueLot>, Option<(i64, i64)>), sqlx::Error> {
+        let rows: Vec<DueLotRow> = sqlx::query_as(
+            "SELECT l.id, l.user_id, l.expires_at, u.app_id FROM credit_lots l \
+             JOIN users u ON u.id = l.user_id \
+             WHERE l.remaining > 0 AND l.expires_at IS NOT NULL AND l.expires_at <= $1 \
+             AND (l.expires_at > $2 OR (l.expires_at = $2 AND l.id > $3)) \
+             ORDER BY l.expires_at, l.id LIMIT $4",
         )
-        .bind(user_id)
         .bind(now)
-        .fetch_all(&mut *tx)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(limit)
+        .fetch_all(&self.db.read)
         .await?;
-        let mut total = 0;
-        for lot in due {
-            let lot_id: i64 = lot.try_get(0)?;
-            let remaining: i64 = lot.try_get(1)?;
-            let expires_at: i64 = lot.try_get(2)?;
-            // The balance always covers the open lots; `min` only guards a damaged database.
-            let amount = remaining.min(balance);
-            if amount > 0 {
-                balance -= amount;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (app_id, user_id, amount, kind, idem_key, reference, \
-                     description, expires_at, balance_after, created_at) \
-                     VALUES ($1, $2, $3, 'expire', $4, $5, 'points expired', $6, $7, $8)",
-                )
-                .bind(app_id.as_str())
-                .bind(user_id)
-                .bind(-amount)
-                .bind(format!("expire:{lot_id}"))
-                .bind(format!("lot:{lot_id}"))
-                .bind(expires_at)
-                .bind(balance)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                total += amount;
-            }
-            sqlx::query("UPDATE credit_lots SET remaining = 0 WHERE id = $1")
-                .bind(lot_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE balances SET balance = $1, updated_at = $2 WHERE user_id = $3")
-            .bind(balance)
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(total)
+        let cursor = rows.last().map(|r| (r.expires_at, r.id));
+        let lots = rows
+            .into_iter()
+            .map(|r| DueLot {
+                lot_id: r.id,
+                user_id: r.user_id,
+                app_id: r.app_id,
+            })
+            .collect();
+        Ok((lots, cursor))
     }
 
     /// Number of users who ever had a point change and their average balance (rounded down).

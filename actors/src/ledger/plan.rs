@@ -1,70 +1,14 @@
-//! The ledger actor: group commit of point changes.
-//!
-//! Callers send a [`Submit`] with one [`Change`]. The actor queues it and, whenever no commit is
-//! in flight, drains up to [`LedgerLimits::batch_max`] queued changes into one batch that the
-//! [`LedgerStore`] commits in a single transaction. Every caller of the batch is answered after
-//! that commit, so an acknowledgement always means "durable". While a batch commits, new changes
-//! pile up and form the next batch: under load the batches grow by themselves, and when idle a
-//! lone change is committed at once (unless a linger is configured).
-//!
-//! The decision for each change is made by [`plan_batch`], a pure function over the state the
-//! store read inside the transaction (balances locked, credit lots, stored idempotency keys). One
-//! change failing (insufficient points, conflicting key) never fails its neighbours.
+//! The pure half of the ledger: what a change is, and [`plan_batch`], which decides every change
+//! of a batch in memory from the state the store read inside the transaction.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use actix::prelude::*;
-use tokio::sync::oneshot;
-
-use crate::store::LedgerStore;
+use std::collections::HashMap;
 
 /// Changes above this magnitude are refused before they reach the database: it keeps every sum
 /// of a user's entries far inside `i64` and catches unit mistakes (cents vs points).
 pub const CHANGE_AMOUNT_ABS_MAX: i64 = 1_000_000_000;
 
-/// Sizing of the ledger actor.
-#[derive(Debug, Clone, Copy)]
-pub struct LedgerLimits {
-    /// Most changes committed in one transaction.
-    pub batch_max: usize,
-    /// How long a batch that is not full waits for more changes before it commits. Zero commits
-    /// at once; batches still form while a commit is in flight.
-    pub linger: Duration,
-    /// Most changes waiting for a commit; past it the actor answers [`LedgerError::Busy`].
-    pub queue_max: usize,
-    /// Most batches committing at once. Two let one batch run its statements while the other
-    /// waits for its commit to reach the disk; row locks taken in user order keep them correct.
-    pub commits_in_flight_max: usize,
-}
-
-impl Default for LedgerLimits {
-    fn default() -> Self {
-        Self {
-            batch_max: LEDGER_BATCH_ENTRIES_MAX,
-            linger: LEDGER_LINGER,
-            queue_max: LEDGER_QUEUE_ENTRIES_MAX,
-            commits_in_flight_max: 1,
-        }
-    }
-}
-
-/// Default most changes per transaction. Postgres on a small machine writes ~50k rows/s in
-/// transactions of a few hundred rows, against a few thousand one-row transactions per second.
-pub const LEDGER_BATCH_ENTRIES_MAX: usize = 512;
-/// Default linger: none. Batches form naturally while the previous commit is in flight.
-pub const LEDGER_LINGER: Duration = Duration::ZERO;
-/// Default most queued changes: about a second of full-speed commits.
-pub const LEDGER_QUEUE_ENTRIES_MAX: usize = 20_000;
-/// How often a failed batch is tried again before its callers get a storage error.
-const LEDGER_COMMIT_ATTEMPTS_MAX: u32 = 3;
-
-/// The reward type credited by the ledger itself; every other type becomes a fulfilment order.
-pub const REWARD_POINTS: &str = "积分";
-/// Every reward type an activity or task may pay: points, or a fulfilment order of Alipay
-/// points (集分宝), cash (现金红包), a voucher (电子权益) or goods (实物).
-pub const REWARD_TYPES: &[&str] = &[REWARD_POINTS, "集分宝", "现金红包", "电子权益", "实物"];
+/// The entry kind of an expiry.
+pub const EXPIRE_KIND: &str = "expire";
 
 /// One point change: a grant (positive) or a deduction (negative) for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +39,9 @@ pub struct Change {
     /// A reward delivered outside the ledger (Alipay points, cash, a voucher, goods), stored as a
     /// fulfilment order in the same commit as the entries.
     pub order: Option<OrderSpec>,
+    /// The stored credit lot this change expires (see [`Change::expiry`]); `None` for every
+    /// other change.
+    pub expire_lot: Option<i64>,
 }
 
 impl Change {
@@ -118,7 +65,34 @@ impl Change {
             limits: Vec::new(),
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         }
+    }
+
+    /// The expiry of one stored credit lot. Its amount is not fixed by the caller: the batch
+    /// debits what the lot still holds when it is planned (a debit committed in between may have
+    /// spent part of it), and the entry carries the lot's expiry instant. The key is
+    /// `expire:<lot>`, so expiring a lot twice is a replay.
+    pub fn expiry(app_id: impl Into<String>, user_id: i64, lot_id: i64) -> Self {
+        Change {
+            reference: format!("lot:{lot_id}"),
+            description: "points expired".into(),
+            expire_lot: Some(lot_id),
+            ..Change::simple(app_id, user_id, 0, EXPIRE_KIND, format!("expire:{lot_id}"))
+        }
+    }
+
+    /// The first amount of the change that cannot be applied (zero without a record, or out of
+    /// range), if any. An expiry's amount is decided by the batch, so it has none.
+    fn invalid_amount(&self) -> Option<i64> {
+        if self.expire_lot.is_some() {
+            return None;
+        }
+        let in_range = |a: i64| a.unsigned_abs() <= CHANGE_AMOUNT_ABS_MAX.unsigned_abs();
+        self.amounts()
+            .find(|&a| !in_range(a))
+            .or_else(|| self.legs.iter().map(|l| l.amount).find(|&a| a == 0))
+            .or_else(|| (self.amount == 0 && !self.records_more()).then_some(0))
     }
 
     /// Whether the change records something besides points, which makes a zero amount
@@ -216,11 +190,21 @@ pub struct StoredEntry {
 impl StoredEntry {
     /// Whether `change` asks for exactly what this entry recorded.
     fn matches(&self, change: &Change) -> bool {
-        self.user_id == change.user_id
-            && self.amount == change.amount
-            && self.kind == change.kind
-            && self.reference == change.reference
+        same_request(
+            (self.user_id, self.amount, &self.kind, &self.reference),
+            change,
+        )
     }
+}
+
+/// Whether a change asks for what `(user, amount, kind, reference)` recorded. An expiry's amount
+/// is decided by the batch, so only its user, kind and reference (which names the lot) count.
+fn same_request(recorded: (i64, i64, &str, &str), change: &Change) -> bool {
+    let (user_id, amount, kind, reference) = recorded;
+    user_id == change.user_id
+        && (change.expire_lot.is_some() || amount == change.amount)
+        && kind == change.kind
+        && reference == change.reference
 }
 
 /// A credit lot: the part of one credit that has not been spent or expired yet.
@@ -254,6 +238,8 @@ pub struct NewEntry {
     pub leg: Option<usize>,
     pub amount: i64,
     pub balance_after: i64,
+    /// The expiry the entry records: a credit's own, or the expired lot's for an expiry.
+    pub expires_at: Option<i64>,
 }
 
 impl NewEntry {
@@ -319,13 +305,7 @@ pub fn plan_batch(
     }
 
     for (index, change) in changes.iter().enumerate() {
-        let amount_ok = |a: i64| a.unsigned_abs() <= CHANGE_AMOUNT_ABS_MAX.unsigned_abs();
-        if let Some(bad) = change
-            .amounts()
-            .find(|&a| !amount_ok(a))
-            .or_else(|| change.legs.iter().map(|l| l.amount).find(|&a| a == 0))
-            .or_else(|| (change.amount == 0 && !change.records_more()).then_some(0))
-        {
+        if let Some(bad) = change.invalid_amount() {
             plan.decisions.push(Err(LedgerError::InvalidAmount(bad)));
             continue;
         }
@@ -340,10 +320,16 @@ pub fn plan_batch(
             continue;
         }
         if let Some(&first) = batch_keys.get(&(change.app_id.as_str(), change.idem_key.as_str())) {
-            let same = changes[first].user_id == change.user_id
-                && changes[first].amount == change.amount
-                && changes[first].kind == change.kind
-                && changes[first].reference == change.reference;
+            let earlier = &changes[first];
+            let same = same_request(
+                (
+                    earlier.user_id,
+                    earlier.amount,
+                    &earlier.kind,
+                    &earlier.reference,
+                ),
+                change,
+            ) && earlier.expire_lot == change.expire_lot;
             // The first use decides: a replay mirrors its decision, whatever it was.
             plan.decisions.push(if same {
                 plan.decisions[first].clone()
@@ -362,6 +348,31 @@ pub fn plan_batch(
             plan.decisions.push(Err(LedgerError::LimitReached {
                 key: full.key.clone(),
             }));
+            continue;
+        }
+        if let Some(lot_id) = change.expire_lot {
+            let balance = balances.entry(change.user_id).or_insert(0);
+            let lot = lots
+                .get_mut(&change.user_id)
+                .and_then(|list| list.iter_mut().find(|lot| lot.id == Some(lot_id)));
+            // The balance always covers the open lots; `min` only guards a damaged database.
+            let amount = lot.as_ref().map_or(0, |lot| lot.remaining.min(*balance));
+            let Some(lot) = lot.filter(|_| amount > 0) else {
+                // Spent (or expired) already, or not this user's lot: nothing left to expire.
+                plan.decisions.push(Err(LedgerError::InvalidAmount(0)));
+                continue;
+            };
+            lot.remaining = 0;
+            lot_changed.insert(lot_id, 0);
+            *balance -= amount;
+            plan.decisions.push(Ok(Some(plan.entries.len())));
+            plan.entries.push(NewEntry {
+                change_index: index,
+                leg: None,
+                amount: -amount,
+                balance_after: *balance,
+                expires_at: lot.expires_at,
+            });
             continue;
         }
         let balance = balances.entry(change.user_id).or_insert(0);
@@ -425,6 +436,7 @@ pub fn plan_batch(
                 leg,
                 amount,
                 balance_after: *balance,
+                expires_at: change.expires_at.filter(|_| amount > 0),
             });
         }
         for limit in &change.limits {
@@ -464,294 +476,6 @@ pub fn plan_batch(
     plan
 }
 
-/// Prometheus handles the ledger actor reports to.
-#[derive(Clone)]
-pub struct LedgerMetrics {
-    /// Changes waiting for a commit.
-    pub queue_depth: prometheus::IntGauge,
-    /// Changes per committed batch.
-    pub batch_size: prometheus::Histogram,
-    /// Seconds from the start of a batch commit to its end.
-    pub commit_seconds: prometheus::Histogram,
-    /// Batches that failed and were retried or failed for good.
-    pub commit_failures: prometheus::IntCounter,
-}
-
-/// Asks the ledger to apply one change; answered after the commit that holds it.
-#[derive(Message)]
-#[rtype(result = "Result<Outcome, LedgerError>")]
-pub struct Submit(pub Change);
-
-/// One change as committed, told to the ledger's listeners (leaderboards, the fulfilment outbox).
-#[derive(Debug, Clone)]
-pub struct CommittedChange {
-    pub app_id: String,
-    pub user_id: i64,
-    pub kind: String,
-    pub reference: String,
-    pub outcome: Outcome,
-    /// Whether the commit stored a fulfilment order with the change.
-    pub has_order: bool,
-}
-
-/// The changes of one committed batch (replays included: a listener orders by `entry_id`).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct Committed(pub Arc<Vec<CommittedChange>>);
-
-/// Adds a listener that is told of every committed batch.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Listen(pub Recipient<Committed>);
-
-/// Answers once every change queued before it has been committed (or failed).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Drain;
-
-struct Pending {
-    change: Change,
-    reply: oneshot::Sender<Result<Outcome, LedgerError>>,
-}
-
-/// The batching ledger actor. See the module documentation.
-pub struct LedgerActor {
-    store: Arc<dyn LedgerStore>,
-    limits: LedgerLimits,
-    metrics: Option<LedgerMetrics>,
-    queue: VecDeque<Pending>,
-    in_flight: usize,
-    linger_armed: bool,
-    drain_waiters: Vec<oneshot::Sender<()>>,
-    listeners: Vec<Recipient<Committed>>,
-}
-
-impl LedgerActor {
-    pub fn new(
-        store: Arc<dyn LedgerStore>,
-        limits: LedgerLimits,
-        metrics: Option<LedgerMetrics>,
-    ) -> Self {
-        Self {
-            store,
-            limits: LedgerLimits {
-                batch_max: limits.batch_max.max(1),
-                queue_max: limits.queue_max.max(1),
-                linger: limits.linger,
-                commits_in_flight_max: limits.commits_in_flight_max.max(1),
-            },
-            metrics,
-            queue: VecDeque::new(),
-            in_flight: 0,
-            linger_armed: false,
-            drain_waiters: Vec::new(),
-            listeners: Vec::new(),
-        }
-    }
-
-    /// Tells the listeners what a batch committed.
-    fn notify(&self, batch: &[Pending], outcomes: &[Result<Outcome, LedgerError>]) {
-        if self.listeners.is_empty() {
-            return;
-        }
-        let committed: Vec<CommittedChange> = batch
-            .iter()
-            .zip(outcomes)
-            .filter_map(|(pending, outcome)| {
-                let outcome = outcome.as_ref().ok()?;
-                let c = &pending.change;
-                Some(CommittedChange {
-                    app_id: c.app_id.clone(),
-                    user_id: c.user_id,
-                    kind: c.kind.clone(),
-                    reference: c.reference.clone(),
-                    outcome: outcome.clone(),
-                    has_order: c.order.is_some(),
-                })
-            })
-            .collect();
-        if committed.is_empty() {
-            return;
-        }
-        let message = Committed(Arc::new(committed));
-        for listener in &self.listeners {
-            // `do_send` never waits: a slow listener must not hold up the ledger.
-            listener.do_send(message.clone());
-        }
-    }
-
-    fn report_depth(&self) {
-        if let Some(m) = &self.metrics {
-            m.queue_depth.set(self.queue.len() as i64);
-        }
-    }
-
-    /// Starts a commit if there is room for one and something to commit.
-    fn maybe_flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight >= self.limits.commits_in_flight_max {
-            return;
-        }
-        if self.queue.is_empty() {
-            if self.in_flight > 0 {
-                return;
-            }
-            for waiter in self.drain_waiters.drain(..) {
-                let _ = waiter.send(());
-            }
-            return;
-        }
-        let lingering = !self.limits.linger.is_zero()
-            && self.queue.len() < self.limits.batch_max
-            && self.drain_waiters.is_empty();
-        if lingering {
-            if !self.linger_armed {
-                self.linger_armed = true;
-                ctx.run_later(self.limits.linger, |actor, ctx| {
-                    actor.linger_armed = false;
-                    actor.flush(ctx);
-                });
-            }
-            return;
-        }
-        self.flush(ctx);
-    }
-
-    /// Commits the head of the queue as one batch and answers its callers afterwards.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight >= self.limits.commits_in_flight_max || self.queue.is_empty() {
-            return;
-        }
-        let take = self.queue.len().min(self.limits.batch_max);
-        let batch: Vec<Pending> = self.queue.drain(..take).collect();
-        self.report_depth();
-        self.in_flight += 1;
-        let store = Arc::clone(&self.store);
-        let changes: Vec<Change> = batch.iter().map(|p| p.change.clone()).collect();
-        let metrics = self.metrics.clone();
-        let commit = async move {
-            let started = Instant::now();
-            let mut attempt = 1;
-            let result = loop {
-                match store.commit_batch(changes.clone()).await {
-                    Ok(outcomes) => break Ok(outcomes),
-                    Err(err) => {
-                        if let Some(m) = &metrics {
-                            m.commit_failures.inc();
-                        }
-                        tracing::warn!(attempt, error = %err, size = changes.len(), "ledger batch failed");
-                        if attempt >= LEDGER_COMMIT_ATTEMPTS_MAX {
-                            break Err(err);
-                        }
-                        attempt += 1;
-                        // A short pause lets a transient fault (a lock timeout, a reconnect) pass.
-                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                    }
-                }
-            };
-            if let Some(m) = &metrics {
-                m.commit_seconds.observe(started.elapsed().as_secs_f64());
-                m.batch_size.observe(changes.len() as f64);
-            }
-            result
-        };
-        ctx.spawn(
-            actix::fut::wrap_future::<_, Self>(commit).map(move |result, actor, ctx| {
-                match result {
-                    Ok(outcomes) if outcomes.len() == batch.len() => {
-                        actor.notify(&batch, &outcomes);
-                        for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                            let _ = pending.reply.send(outcome);
-                        }
-                    }
-                    Ok(outcomes) => {
-                        let err = LedgerError::Storage(format!(
-                            "store answered {} outcomes for {} changes",
-                            outcomes.len(),
-                            batch.len()
-                        ));
-                        for pending in batch {
-                            let _ = pending.reply.send(Err(err.clone()));
-                        }
-                    }
-                    Err(err) => {
-                        for pending in batch {
-                            let _ = pending.reply.send(Err(LedgerError::Storage(err.0.clone())));
-                        }
-                    }
-                }
-                actor.in_flight -= 1;
-                actor.maybe_flush(ctx);
-            }),
-        );
-    }
-}
-
-impl Actor for LedgerActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // The queue bound is enforced on `self.queue`; the mailbox only needs to hold what
-        // arrives between two polls of the actor.
-        ctx.set_mailbox_capacity(self.limits.queue_max);
-    }
-
-    fn stopping(&mut self, _ctx: &mut Self::Context) -> Running {
-        // Keep running while anything is queued or committing: shutdown drains the ledger.
-        if self.in_flight > 0 || !self.queue.is_empty() {
-            Running::Continue
-        } else {
-            Running::Stop
-        }
-    }
-}
-
-impl Handler<Submit> for LedgerActor {
-    type Result = ResponseFuture<Result<Outcome, LedgerError>>;
-
-    /// Queues the change and answers when its batch has committed.
-    fn handle(&mut self, msg: Submit, ctx: &mut Self::Context) -> Self::Result {
-        if self.queue.len() >= self.limits.queue_max {
-            return Box::pin(async { Err(LedgerError::Busy) });
-        }
-        let (reply, answer) = oneshot::channel();
-        self.queue.push_back(Pending {
-            change: msg.0,
-            reply,
-        });
-        self.report_depth();
-        self.maybe_flush(ctx);
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(LedgerError::Storage("ledger stopped".into())))
-        })
-    }
-}
-
-impl Handler<Listen> for LedgerActor {
-    type Result = ();
-
-    /// Registers a listener of committed batches.
-    fn handle(&mut self, msg: Listen, _ctx: &mut Self::Context) {
-        self.listeners.retain(|l| l.connected());
-        self.listeners.push(msg.0);
-    }
-}
-
-impl Handler<Drain> for LedgerActor {
-    type Result = ResponseFuture<()>;
-
-    /// Commits everything queued, without lingering, and answers when the queue is empty.
-    fn handle(&mut self, _msg: Drain, ctx: &mut Self::Context) -> Self::Result {
-        let (tx, rx) = oneshot::channel();
-        self.drain_waiters.push(tx);
-        self.maybe_flush(ctx);
-        Box::pin(async move {
-            let _ = rx.await;
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +493,7 @@ mod tests {
             limits: Vec::new(),
             legs: Vec::new(),
             order: None,
+            expire_lot: None,
         }
     }
 
@@ -980,5 +705,94 @@ mod tests {
         assert_eq!(plan.decisions[1], refused);
         assert_eq!(plan.decisions[2], refused);
         assert_eq!(plan.counter_updates, vec![("cap".to_string(), 2)]);
+    }
+
+    #[test]
+    fn an_expiry_takes_what_its_lot_still_holds() {
+        let lots = || {
+            HashMap::from([(
+                7,
+                vec![stored_lot(1, 10, Some(1_000)), stored_lot(2, 10, None)],
+            )])
+        };
+        // A debit earlier in the batch spent 8 of the due lot: the expiry takes the other 2, and
+        // its entry records the lot's expiry.
+        let changes = [change(7, -8, "spend"), Change::expiry("default", 7, 1)];
+        let plan = plan_batch(
+            &changes,
+            HashMap::from([(7, 20)]),
+            lots(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.decisions[1], Ok(Some(1)));
+        assert_eq!(plan.entries[1].amount, -2);
+        assert_eq!(plan.entries[1].expires_at, Some(1_000));
+        assert_eq!(plan.entries[0].expires_at, None);
+        assert_eq!(plan.balances[&7], 10);
+        assert_eq!(plan.lot_updates, vec![(1, 0)]);
+
+        // Expired first, the lot gives up all 10 and the debit spends the lot that never expires.
+        let changes = [Change::expiry("default", 7, 1), change(7, -8, "spend")];
+        let plan = plan_batch(
+            &changes,
+            HashMap::from([(7, 20)]),
+            lots(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.entries[0].amount, -10);
+        assert_eq!(plan.balances[&7], 2);
+        assert_eq!(plan.lot_updates, vec![(1, 0), (2, 2)]);
+
+        // A lot already spent, or another user's, has nothing to expire; the same expiry twice
+        // in a batch is one.
+        let changes = [
+            Change::expiry("default", 7, 3),
+            Change::expiry("other", 8, 1),
+            Change::expiry("default", 7, 1),
+            Change::expiry("default", 7, 1),
+        ];
+        let plan = plan_batch(
+            &changes,
+            HashMap::from([(7, 20)]),
+            lots(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.decisions[0], Err(LedgerError::InvalidAmount(0)));
+        assert_eq!(plan.decisions[1], Err(LedgerError::InvalidAmount(0)));
+        assert_eq!(plan.decisions[2], Ok(Some(0)));
+        assert_eq!(plan.decisions[3], Ok(Some(0)));
+        assert_eq!(plan.entries.len(), 1);
+    }
+
+    #[test]
+    fn an_expiry_already_stored_replays_whatever_it_took() {
+        let outcome = Outcome {
+            entry_id: 4,
+            balance_after: 3,
+            amount: -6,
+            created_at: 1,
+        };
+        let stored = HashMap::from([(
+            ("default".to_string(), "expire:1".to_string()),
+            StoredEntry {
+                user_id: 7,
+                amount: -6,
+                kind: EXPIRE_KIND.into(),
+                reference: "lot:1".into(),
+                outcome: outcome.clone(),
+            },
+        )]);
+        let plan = plan_batch(
+            &[Change::expiry("default", 7, 1)],
+            HashMap::from([(7, 3)]),
+            HashMap::new(),
+            &stored,
+            HashMap::new(),
+        );
+        assert_eq!(plan.decisions[0], Ok(None));
+        assert_eq!(plan.replays[&0], outcome);
     }
 }
