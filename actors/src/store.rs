@@ -3,6 +3,8 @@
 //! The server crate implements these traits for SQLite and Postgres. Keeping the trait here lets
 //! the actors be tested and reasoned about without knowing which database is behind them.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 
 use crate::ledger::{Change, LedgerError, Outcome};
@@ -17,8 +19,9 @@ pub struct StoreError(pub String);
 pub trait LedgerStore: Send + Sync + 'static {
     /// Decides and commits `batch` in one transaction and returns one result per change, in
     /// order. Either every applied change of the batch is committed, or an `Err` says none is.
+    /// The batch is shared, so a retry costs no copy of it.
     fn commit_batch(
         &self,
-        batch: Vec<Change>,
+        batch: Arc<[Change]>,
     ) -> BoxFuture<'static, Result<Vec<Result<Outcome, LedgerError>>, StoreError>>;
 }

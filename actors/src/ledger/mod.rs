@@ -152,16 +152,15 @@ impl LedgerActor {
     }
 
     /// Tells the listeners what a batch committed.
-    fn notify(&self, batch: &[Pending], outcomes: &[Result<Outcome, LedgerError>]) {
+    fn notify(&self, batch: &[Change], outcomes: &[Result<Outcome, LedgerError>]) {
         if self.listeners.is_empty() {
             return;
         }
         let committed: Vec<CommittedChange> = batch
             .iter()
             .zip(outcomes)
-            .filter_map(|(pending, outcome)| {
+            .filter_map(|(c, outcome)| {
                 let outcome = outcome.as_ref().ok()?;
-                let c = &pending.change;
                 Some(CommittedChange {
                     app_id: c.app_id.clone(),
                     user_id: c.user_id,
@@ -224,17 +223,23 @@ impl LedgerActor {
             return;
         }
         let take = self.queue.len().min(self.limits.batch_max);
-        let batch: Vec<Pending> = self.queue.drain(..take).collect();
+        // The changes move into one shared batch (a retry shares it too); the replies stay here.
+        let (changes, replies): (Vec<Change>, Vec<_>) = self
+            .queue
+            .drain(..take)
+            .map(|pending| (pending.change, pending.reply))
+            .unzip();
+        let changes: Arc<[Change]> = changes.into();
+        let batch = Arc::clone(&changes);
         self.report_depth();
         self.in_flight += 1;
         let store = Arc::clone(&self.store);
-        let changes: Vec<Change> = batch.iter().map(|p| p.change.clone()).collect();
         let metrics = self.metrics.clone();
         let commit = async move {
             let started = Instant::now();
             let mut attempt = 1;
             let result = loop {
-                match store.commit_batch(changes.clone()).await {
+                match store.commit_batch(Arc::clone(&changes)).await {
                     Ok(outcomes) => break Ok(outcomes),
                     Err(err) => {
                         if let Some(m) = &metrics {
@@ -261,8 +266,8 @@ impl LedgerActor {
                 match result {
                     Ok(outcomes) if outcomes.len() == batch.len() => {
                         actor.notify(&batch, &outcomes);
-                        for (pending, outcome) in batch.into_iter().zip(outcomes) {
-                            let _ = pending.reply.send(outcome);
+                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                            let _ = reply.send(outcome);
                         }
                     }
                     Ok(outcomes) => {
@@ -271,13 +276,13 @@ impl LedgerActor {
                             outcomes.len(),
                             batch.len()
                         ));
-                        for pending in batch {
-                            let _ = pending.reply.send(Err(err.clone()));
+                        for reply in replies {
+                            let _ = reply.send(Err(err.clone()));
                         }
                     }
                     Err(err) => {
-                        for pending in batch {
-                            let _ = pending.reply.send(Err(LedgerError::Storage(err.0.clone())));
+                        for reply in replies {
+                            let _ = reply.send(Err(LedgerError::Storage(err.0.clone())));
                         }
                     }
                 }

@@ -34,7 +34,7 @@ struct MemoryStore {
 impl LedgerStore for MemoryStore {
     fn commit_batch(
         &self,
-        batch: Vec<Change>,
+        batch: Arc<[Change]>,
     ) -> BoxFuture<'static, Result<Vec<Result<Outcome, LedgerError>>, StoreError>> {
         let first = self
             .next_id

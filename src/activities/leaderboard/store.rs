@@ -17,8 +17,8 @@ pub async fn profiles(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Profile>, sql
     }
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
     let sql = format!(
-        "SELECT id, platform_uid, nick, avatar FROM users WHERE id IN {}",
-        db.json_ints("$1")
+        "SELECT id, platform_uid, nick, avatar FROM users WHERE {}",
+        db.in_ints("id", "$1")
     );
     let rows = sqlx::query(&sql).bind(list).fetch_all(&db.read).await?;
     rows.iter()
