@@ -26,9 +26,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections of the Postgres writer pool, for every write but the ledger's batches.
 const POSTGRES_WRITE_CONNECTIONS: u32 = 4;
-/// Connections of the Postgres ledger pool: one per batch in flight (the ledger pipeline is at
-/// most a few deep), plus one for a batch retried while another still holds its connection.
-const POSTGRES_LEDGER_CONNECTIONS: u32 = 3;
+/// Connections of the Postgres hot pool: one per ledger batch in flight (the ledger pipeline is
+/// at most a few deep), one for a batch retried while another still holds its connection, and
+/// one for the leaderboards' profile lookups.
+const POSTGRES_HOT_CONNECTIONS: u32 = 4;
 /// How long a request waits for a pooled connection before the pool reports a timeout.
 const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -45,10 +46,11 @@ pub struct Db {
     pub write: AnyPool,
     pub read: AnyPool,
     pub dialect: Dialect,
-    /// On Postgres, the ledger's own writer pool on the native driver: the batch binds typed
-    /// arrays (`= ANY($1::bigint[])`, `unnest(...)`), which the `Any` driver cannot, so the
-    /// planner sees real row counts instead of guessing them for a JSON row source.
-    pub ledger_pg: Option<PgPool>,
+    /// On Postgres, a pool on the native driver for the hot statements (the ledger's batches, the
+    /// leaderboards' profile lookups): they bind typed arrays (`= ANY($1::bigint[])`,
+    /// `unnest(...)`), which the `Any` driver cannot, so the planner sees real row counts instead
+    /// of guessing them for a JSON row source.
+    pub hot_pg: Option<PgPool>,
 }
 
 impl Db {
@@ -105,7 +107,7 @@ impl Db {
                 write,
                 read,
                 dialect: Dialect::Sqlite,
-                ledger_pg: None,
+                hot_pg: None,
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect = |max: u32| {
@@ -121,17 +123,25 @@ impl Db {
                 .await
                 .with_context(fail)?;
             let read = connect(max_connections).await.with_context(fail)?;
-            // Connected on first use: only the process's ledger actor commits through it.
-            let ledger = PgPoolOptions::new()
-                .max_connections(POSTGRES_LEDGER_CONNECTIONS)
+            // Connected on first use. Every statement sent through it has an index path; with
+            // sequential scans off, a plan made while a table was small (a fresh database, before
+            // its first analyze) cannot keep scanning the table once it has grown.
+            let hot = PgPoolOptions::new()
+                .max_connections(POSTGRES_HOT_CONNECTIONS)
                 .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("SET enable_seqscan = off").await?;
+                        Ok(())
+                    })
+                })
                 .connect_lazy(url)
                 .with_context(fail)?;
             Ok(Db {
                 write,
                 read,
                 dialect: Dialect::Postgres,
-                ledger_pg: Some(ledger),
+                hot_pg: Some(hot),
             })
         } else {
             let scheme = url.split(':').next().unwrap_or_default();

@@ -15,6 +15,18 @@ pub async fn profiles(db: &Db, ids: &[i64]) -> Result<HashMap<i64, Profile>, sql
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    if let Some(pool) = &db.hot_pg {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT id, platform_uid, nick, avatar FROM users WHERE id = ANY($1::bigint[])",
+        )
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+        return Ok(rows
+            .into_iter()
+            .map(|(id, uid, nick, avatar)| (id, Profile { uid, nick, avatar }))
+            .collect());
+    }
     let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
     let sql = format!(
         "SELECT id, platform_uid, nick, avatar FROM users WHERE {}",

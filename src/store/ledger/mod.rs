@@ -58,7 +58,7 @@ impl LedgerStore for LedgerDb {
     ) -> BoxFuture<'static, Result<Vec<Result<Outcome, LedgerError>>, StoreError>> {
         let db = self.db.clone();
         Box::pin(async move {
-            let committed = match &db.ledger_pg {
+            let committed = match &db.hot_pg {
                 Some(pool) => pg::commit_batch(pool, &batch).await,
                 None => sqlite::commit_batch(&db, &batch).await,
             };
