@@ -1,7 +1,9 @@
 //! Database connection: SQLite by default, Postgres when the URL says so.
 //!
 //! Both backends run the same SQL through sqlx's `Any` driver; the few places where the dialects
-//! differ (row locks, upserts) ask [`Db::dialect`]. Times are stored as epoch milliseconds, so no
+//! differ (row locks, upserts) ask [`Db::dialect`]. The hot statements on Postgres (the ledger's
+//! batches, leaderboard profiles) run on a native pool of their own ([`Db::hot_pg`]) that binds
+//! typed arrays. Times are stored as epoch milliseconds, so no
 //! timestamp type has to agree between the two.
 //!
 //! SQLite allows one writer at a time. Rather than let writers collide and retry on
