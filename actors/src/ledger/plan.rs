@@ -481,20 +481,8 @@ mod tests {
     use super::*;
 
     fn change(user: i64, amount: i64, key: &str) -> Change {
-        Change {
-            app_id: "default".into(),
-            user_id: user,
-            amount,
-            kind: if amount > 0 { "grant" } else { "deduct" }.into(),
-            idem_key: key.into(),
-            reference: String::new(),
-            description: String::new(),
-            expires_at: None,
-            limits: Vec::new(),
-            legs: Vec::new(),
-            order: None,
-            expire_lot: None,
-        }
+        let kind = if amount > 0 { "grant" } else { "deduct" };
+        Change::simple("default", user, amount, kind, key)
     }
 
     fn stored_lot(id: i64, remaining: i64, expires_at: Option<i64>) -> Lot {
