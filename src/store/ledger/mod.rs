@@ -102,6 +102,40 @@ impl<'a> BatchReads<'a> {
 /// Entries already stored, by `(app, key)`.
 type StoredKeys = HashMap<(String, String), StoredEntry>;
 
+/// An entry already stored under a batch's key, as both backends read it.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    app_id: String,
+    idem_key: String,
+    user_id: i64,
+    amount: i64,
+    kind: String,
+    reference: String,
+    id: i64,
+    balance_after: i64,
+    created_at: i64,
+}
+
+impl StoredRow {
+    fn into_entry(self) -> ((String, String), StoredEntry) {
+        (
+            (self.app_id, self.idem_key),
+            StoredEntry {
+                user_id: self.user_id,
+                amount: self.amount,
+                kind: self.kind,
+                reference: self.reference,
+                outcome: Outcome {
+                    entry_id: self.id,
+                    balance_after: self.balance_after,
+                    amount: self.amount,
+                    created_at: self.created_at,
+                },
+            },
+        )
+    }
+}
+
 /// The id of every new entry of `plan`, in plan order, from the ids the insert returned by
 /// `(app, key)`.
 fn entry_ids(

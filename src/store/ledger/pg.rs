@@ -9,11 +9,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use points_actors::{plan_batch, BatchPlan, Change, LedgerError, Lot, Outcome, StoredEntry};
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use points_actors::{plan_batch, BatchPlan, Change, LedgerError, Lot, Outcome};
+use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 
-use super::{entry_ids, outcomes, BatchReads, StoredKeys};
+use super::{entry_ids, outcomes, BatchReads, StoredKeys, StoredRow};
 use crate::clock::now_ms;
 
 /// Locks the batch's existing balance rows in user order and reads the entries already stored
@@ -118,7 +117,7 @@ pub(super) async fn commit_batch(
                 balances.insert(user, row.try_get("balance")?);
             }
             None => {
-                let (key, entry) = stored_entry(&row)?;
+                let (key, entry) = StoredRow::from_row(&row)?.into_entry();
                 stored.insert(key, entry);
             }
         }
@@ -159,25 +158,6 @@ pub(super) async fn commit_batch(
     let entry_ids = entry_ids(batch, &plan, &ids)?;
     tx.commit().await?;
     Ok(outcomes(&plan, &entry_ids, now))
-}
-
-fn stored_entry(row: &PgRow) -> Result<((String, String), StoredEntry), sqlx::Error> {
-    let amount: i64 = row.try_get("amount")?;
-    Ok((
-        (row.try_get("app_id")?, row.try_get("idem_key")?),
-        StoredEntry {
-            user_id: row.try_get("user_id")?,
-            amount,
-            kind: row.try_get("kind")?,
-            reference: row.try_get("reference")?,
-            outcome: Outcome {
-                entry_id: row.try_get("id")?,
-                balance_after: row.try_get("balance_after")?,
-                amount,
-                created_at: row.try_get("created_at")?,
-            },
-        },
-    ))
 }
 
 async fn open_lots(

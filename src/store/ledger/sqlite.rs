@@ -9,12 +9,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use points_actors::{plan_batch, Change, LedgerError, Lot, Outcome, StoredEntry};
+use points_actors::{plan_batch, Change, LedgerError, Lot, Outcome};
 use serde_json::{json, Value};
-use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{entry_ids, outcomes, BatchReads, StoredKeys};
+use super::{entry_ids, outcomes, BatchReads, StoredKeys, StoredRow};
 use crate::clock::now_ms;
 use crate::db::{Col, Db};
 
@@ -298,7 +297,7 @@ async fn read_keys(
     tx: &mut Transaction<'static, Any>,
     keys: &BTreeSet<&str>,
 ) -> Result<StoredKeys, sqlx::Error> {
-    let rows = sqlx::query(&format!(
+    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
         "SELECT app_id, idem_key, user_id, amount, kind, reference, id, balance_after, created_at \
          FROM ledger_entries WHERE idem_key IN (SELECT r.value FROM {} r)",
         db.json_texts("$1")
@@ -306,24 +305,5 @@ async fn read_keys(
     .bind(json!(keys).to_string())
     .fetch_all(&mut **tx)
     .await?;
-    rows.iter().map(stored_entry).collect()
-}
-
-fn stored_entry(row: &AnyRow) -> Result<((String, String), StoredEntry), sqlx::Error> {
-    let amount: i64 = row.try_get("amount")?;
-    Ok((
-        (row.try_get("app_id")?, row.try_get("idem_key")?),
-        StoredEntry {
-            user_id: row.try_get("user_id")?,
-            amount,
-            kind: row.try_get("kind")?,
-            reference: row.try_get("reference")?,
-            outcome: Outcome {
-                entry_id: row.try_get("id")?,
-                balance_after: row.try_get("balance_after")?,
-                amount,
-                created_at: row.try_get("created_at")?,
-            },
-        },
-    ))
+    Ok(rows.into_iter().map(StoredRow::into_entry).collect())
 }
