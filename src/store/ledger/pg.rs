@@ -3,11 +3,11 @@
 //! Every statement reads through `= ANY($n)` over a bound array and writes from `unnest(...)`
 //! over bound column arrays, so each is an index lookup or an index-ordered write whatever the
 //! size of the tables, and its text is the same whatever the size of the batch (prepared once per
-//! connection). A batch of known users that names counters costs, besides `BEGIN` and `COMMIT`,
-//! three round trips: lock and read keys, counters, writes; one more for first-time users and one
-//! for the lots of spenders.
+//! connection). A batch of known users costs, besides `BEGIN` and `COMMIT`, three round trips:
+//! lock and read keys; counters and the spenders' lots; writes (the second is skipped when the
+//! batch names no counter and spends nothing). First-time users add one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use points_actors::{plan_batch, BatchPlan, Change, LedgerError, Lot, Outcome};
 use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
@@ -39,18 +39,21 @@ INSERT INTO balances (user_id, balance, updated_at) \
 SELECT u, 0, $2 FROM unnest($1::bigint[]) AS u ORDER BY u \
 ON CONFLICT (user_id) DO UPDATE SET balance = balances.balance RETURNING user_id, balance";
 
-/// The open credit lots of the users who spend (or expire a lot) in this batch.
-const OPEN_LOTS: &str = "\
-SELECT id, user_id, remaining, expires_at FROM credit_lots \
-WHERE user_id = ANY($1::bigint[]) AND remaining > 0";
-
-/// Creates the counters the batch's limits name at zero, and locks and reads them all, in key
-/// order.
-const COUNTERS: &str = "\
-INSERT INTO ledger_counters (counter_key, count, updated_at) \
-SELECT k, 0, $2 FROM unnest($1::text[]) AS k ORDER BY k \
-ON CONFLICT (counter_key) DO UPDATE SET count = ledger_counters.count \
-RETURNING counter_key, count";
+/// Creates the counters the batch's limits name at zero and locks and reads them all, in key
+/// order (`$1`), and reads the open credit lots of the users who spend or expire a lot in this
+/// batch (`$3`), in one statement. It runs after the balance locks are held, so its snapshot
+/// already holds every committed change to those users' lots.
+const COUNTERS_AND_LOTS: &str = "\
+WITH c AS ( \
+  INSERT INTO ledger_counters (counter_key, count, updated_at) \
+  SELECT k, 0, $2 FROM unnest($1::text[]) AS k ORDER BY k \
+  ON CONFLICT (counter_key) DO UPDATE SET count = ledger_counters.count \
+  RETURNING counter_key, count) \
+SELECT counter_key, count, NULL::bigint AS id, NULL::bigint AS user_id, \
+       NULL::bigint AS remaining, NULL::bigint AS expires_at FROM c \
+UNION ALL \
+SELECT NULL, NULL, id, user_id, remaining, expires_at FROM credit_lots \
+WHERE user_id = ANY($3::bigint[]) AND remaining > 0";
 
 /// Every write of a batch in one statement (data-modifying CTEs). Parameters, each an array of
 /// one column: `$1-$9` entries, `$10-$15` new lots, `$16-$17` lot updates, `$18-$19` balances,
@@ -139,20 +142,7 @@ pub(super) async fn commit_batch(
         }
     }
 
-    let lots = open_lots(&mut tx, &reads.spenders).await?;
-    let mut counters: HashMap<String, i64> = HashMap::new();
-    if !reads.counter_keys.is_empty() {
-        let keys: Vec<&str> = reads.counter_keys.iter().copied().collect();
-        for row in sqlx::query(COUNTERS)
-            .bind(&keys)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            counters.insert(row.try_get("counter_key")?, row.try_get("count")?);
-        }
-    }
-
+    let (counters, lots) = counters_and_lots(&mut tx, &reads, now).await?;
     let plan = plan_batch(batch, balances, lots, &stored, counters);
     let ids = write(&mut tx, batch, &plan, now).await?;
     let entry_ids = entry_ids(batch, &plan, &ids)?;
@@ -160,28 +150,39 @@ pub(super) async fn commit_batch(
     Ok(outcomes(&plan, &entry_ids, now))
 }
 
-async fn open_lots(
+/// The batch's counters (created at zero, locked) and its spenders' open lots.
+async fn counters_and_lots(
     tx: &mut Transaction<'static, Postgres>,
-    spenders: &BTreeSet<i64>,
-) -> Result<HashMap<i64, Vec<Lot>>, sqlx::Error> {
+    reads: &BatchReads<'_>,
+    now: i64,
+) -> Result<(HashMap<String, i64>, HashMap<i64, Vec<Lot>>), sqlx::Error> {
+    let mut counters: HashMap<String, i64> = HashMap::new();
     let mut lots: HashMap<i64, Vec<Lot>> = HashMap::new();
-    if spenders.is_empty() {
-        return Ok(lots);
+    if reads.counter_keys.is_empty() && reads.spenders.is_empty() {
+        return Ok((counters, lots));
     }
-    let spenders: Vec<i64> = spenders.iter().copied().collect();
-    for row in sqlx::query(OPEN_LOTS)
+    let keys: Vec<&str> = reads.counter_keys.iter().copied().collect();
+    let spenders: Vec<i64> = reads.spenders.iter().copied().collect();
+    for row in sqlx::query(COUNTERS_AND_LOTS)
+        .bind(&keys)
+        .bind(now)
         .bind(&spenders)
         .fetch_all(&mut **tx)
         .await?
     {
-        lots.entry(row.try_get("user_id")?).or_default().push(Lot {
-            id: Some(row.try_get("id")?),
-            entry_index: None,
-            remaining: row.try_get("remaining")?,
-            expires_at: row.try_get("expires_at")?,
-        });
+        match row.try_get::<Option<String>, _>("counter_key")? {
+            Some(key) => {
+                counters.insert(key, row.try_get("count")?);
+            }
+            None => lots.entry(row.try_get("user_id")?).or_default().push(Lot {
+                id: Some(row.try_get("id")?),
+                entry_index: None,
+                remaining: row.try_get("remaining")?,
+                expires_at: row.try_get("expires_at")?,
+            }),
+        }
     }
-    Ok(lots)
+    Ok((counters, lots))
 }
 
 /// Writes what `plan` decided and returns the new entries' ids by `(app, key)`.
