@@ -60,7 +60,19 @@ pub struct Settings {
     pub log_json: bool,
     /// Directory uploaded images are stored in (`POINTS_UPLOAD_DIR`).
     pub upload_dir: std::path::PathBuf,
+    /// Base URL other nodes reach this node at (`POINTS_NODE_ADDR`); unset: `http://` and the
+    /// bound address.
+    pub node_addr: Option<String>,
+    /// This node's name in the cluster (`POINTS_NODE_ID`); unset: derived from its address.
+    pub node_id: Option<String>,
+    /// How long an activity lease lasts without renewal (`POINTS_LEASE_TTL_MS`).
+    pub lease_ttl: Duration,
 }
+
+/// Default lease time to live: an owner that stops renewing loses its activities within it.
+pub const LEASE_TTL_DEFAULT: Duration = Duration::from_millis(3_000);
+/// Shortest lease the settings accept: a renewal (every third of it) must fit in a round trip.
+pub const LEASE_TTL_MIN: Duration = Duration::from_millis(300);
 
 /// Default session lifetime: 30 days, like a mini-program's login state.
 const SESSION_TTL_DEFAULT: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -91,11 +103,21 @@ impl Default for Settings {
             jobs: true,
             log_json: false,
             upload_dir: "data/uploads".into(),
+            node_addr: None,
+            node_id: None,
+            lease_ttl: LEASE_TTL_DEFAULT,
         }
     }
 }
 
 impl Settings {
+    /// Whether this node is one of several: Postgres and Redis are both configured.
+    pub fn cluster(&self) -> bool {
+        let pg = self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://");
+        pg && self.redis_url.is_some()
+    }
+
     /// Reads the settings from the process environment (and `POINTS_CONFIG`, if set).
     pub fn from_env() -> anyhow::Result<Self> {
         let mut vars: HashMap<String, String> = HashMap::new();
@@ -187,6 +209,21 @@ impl Settings {
         if let Some(v) = get("POINTS_UPLOAD_DIR") {
             s.upload_dir = v.into();
         }
+        if let Some(v) = get("POINTS_NODE_ADDR") {
+            let parsed = url::Url::parse(&v)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if parsed.is_none() {
+                bail!(
+                    "POINTS_NODE_ADDR={v:?} is not an http(s) base URL, e.g. http://10.0.0.5:8080"
+                );
+            }
+            s.node_addr = Some(v.trim_end_matches('/').into());
+        }
+        s.node_id = get("POINTS_NODE_ID");
+        if let Some(v) = num("POINTS_LEASE_TTL_MS")? {
+            s.lease_ttl = Duration::from_millis(v).max(LEASE_TTL_MIN);
+        }
         Ok(s)
     }
 }
@@ -258,6 +295,9 @@ impl fmt::Debug for Settings {
             .field("db_max_connections", &self.db_max_connections)
             .field("jobs", &self.jobs)
             .field("upload_dir", &self.upload_dir)
+            .field("node_addr", &self.node_addr)
+            .field("node_id", &self.node_id)
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
 }

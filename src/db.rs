@@ -53,7 +53,13 @@ pub struct Db {
     /// `unnest(...)`), which the `Any` driver cannot, so the planner sees real row counts instead
     /// of guessing them for a JSON row source.
     pub hot_pg: Option<PgPool>,
+    /// The SQLite file, if that is the backend.
+    pub sqlite_path: Option<std::path::PathBuf>,
 }
+
+/// A SQLite file claimed by this process: held while the server runs, released when dropped.
+#[derive(Debug)]
+pub struct SqliteClaim(#[allow(dead_code)] std::fs::File);
 
 impl Db {
     /// Connects to `url`, creating a SQLite file and its folder when needed.
@@ -110,6 +116,7 @@ impl Db {
                 read,
                 dialect: Dialect::Sqlite,
                 hot_pg: None,
+                sqlite_path: Some(path.into()),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect = |max: u32| {
@@ -144,12 +151,43 @@ impl Db {
                 read,
                 dialect: Dialect::Postgres,
                 hot_pg: Some(hot),
+                sqlite_path: None,
             })
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
             bail!(
                 "DATABASE_URL scheme {scheme:?} is not supported: use sqlite://<file> or postgres://..."
             )
+        }
+    }
+
+    /// Claims a SQLite file for this process's server: a second process serving the same file
+    /// would keep its own activity state and its own in-memory counts, so it is refused with a
+    /// clear message. The claim is an exclusive lock on `<file>.lock` beside the database (a lock
+    /// on the database file itself would share the file with SQLite's own locks). Postgres needs
+    /// no claim: several nodes coordinate through it.
+    pub fn claim_single_process(&self) -> anyhow::Result<Option<SqliteClaim>> {
+        let Some(path) = &self.sqlite_path else {
+            return Ok(None);
+        };
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", Path::new(&lock_path).display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(SqliteClaim(file))),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "SQLite database {} is already served by another process: a SQLite file serves \
+                 one process (run several nodes on Postgres with REDIS_URL)",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", Path::new(&lock_path).display()))
+            }
         }
     }
 

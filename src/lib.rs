@@ -12,7 +12,8 @@
 //!   (accounts, earning rules, and the ledger, whose tables only [`store::ledger`] touches).
 //! - State: [`state`] (the handles every handler gets), [`http`] (extractors and the documented
 //!   route table), [`auth`] (WeChat, Alipay and dev login; sessions), [`points`] (point changes
-//!   through the ledger actor of `points-actors`).
+//!   through the ledger actor of `points-actors`), [`cluster`] (this node, its activity leases
+//!   and the others').
 //! - [`dialect`]: the four envelopes, ownership checks, one parser per caller input.
 //! - [`runtime`]: registries of running actors, in-flight keys, the websocket hub.
 //! - Slices, one folder each with `store.rs`, `mod.rs` and `routes_<dialect>.rs`: [`features`]
@@ -26,6 +27,7 @@
 pub mod activities;
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod dialect;

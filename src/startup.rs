@@ -15,6 +15,7 @@ use points_actors::{LedgerActor, LedgerLimits, LedgerStore};
 use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder};
 
 use crate::clock::BizClock;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::facades::{admin, center, giftpoint, miniapp, open, service};
@@ -29,6 +30,9 @@ pub struct Application {
     host: String,
     server: Server,
     ledger: Addr<LedgerActor>,
+    cluster: Arc<Cluster>,
+    /// This process's claim on a SQLite file, held until the server has stopped.
+    _sqlite: Option<crate::db::SqliteClaim>,
 }
 
 /// Registers every route of every dialect, recording each in `doc`.
@@ -77,6 +81,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .build()
 }
 
+/// This node: in a cluster when the settings name Postgres and Redis, else a single node.
+fn node(settings: &Settings, db: &Db, local: std::net::SocketAddr) -> anyhow::Result<Cluster> {
+    let addr = settings
+        .node_addr
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let node_id = settings
+        .node_id
+        .clone()
+        .unwrap_or_else(|| Cluster::id_of_addr(&addr));
+    match (&db.hot_pg, settings.cluster()) {
+        (Some(pool), true) => {
+            tracing::info!(
+                node_id,
+                addr,
+                "cluster mode: activities are owned by leases"
+            );
+            Ok(Cluster::clustered(
+                node_id,
+                addr,
+                settings.lease_ttl,
+                pool.clone(),
+            ))
+        }
+        _ => Ok(Cluster::single(node_id, addr)),
+    }
+}
+
 impl Application {
     /// Connects, migrates, starts the ledger actor and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -86,7 +118,12 @@ impl Application {
             );
         }
         tracing::info!(settings = ?settings, "starting");
+        // Bound first: a port in use stops the start before anything is created.
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let local = listener.local_addr().context("reading the bound address")?;
         let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        let sqlite = db.claim_single_process()?;
         db.migrate().await?;
         let stores = Stores::new(db);
         let metrics = Arc::new(Metrics::new().context("creating metrics")?);
@@ -137,6 +174,8 @@ impl Application {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
+        let cluster = Arc::new(node(&settings, &stores.db, local)?);
+        cluster.spawn_keeper();
         let state = web::Data::new(AppState {
             clock: BizClock::new(settings.timezone),
             settings: settings.clone(),
@@ -150,6 +189,7 @@ impl Application {
             fulfilment_wake: Arc::default(),
             hub: Arc::clone(&hub),
             leaderboard,
+            cluster: Arc::clone(&cluster),
         });
         crate::activities::leaderboard::spawn(state.clone(), board_changed);
         if settings.jobs {
@@ -164,9 +204,6 @@ impl Application {
         let doc = web::Data::new(service::OpenApiJson(doc));
         let metrics_data = web::Data::new(metrics);
 
-        let listener = TcpListener::bind(&settings.bind)
-            .with_context(|| format!("binding {}", settings.bind))?;
-        let local = listener.local_addr().context("reading the bound address")?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -192,6 +229,8 @@ impl Application {
             host: local.ip().to_string(),
             server,
             ledger,
+            cluster,
+            _sqlite: sqlite,
         })
     }
 
@@ -220,6 +259,9 @@ impl Application {
             .is_err()
         {
             tracing::warn!("ledger stopped before it could be drained");
+        }
+        if let Err(e) = self.cluster.leave().await {
+            tracing::warn!(error = %e, "could not give up this node's leases; they run out by themselves");
         }
         tracing::info!("stopped; ledger drained");
         Ok(())

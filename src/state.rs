@@ -32,6 +32,8 @@ pub struct AppState {
     pub hub: Arc<crate::runtime::hub::Hub>,
     /// Live leaderboards of every app (points, daily steps, daily invites).
     pub leaderboard: Addr<points_actors::leaderboard::LeaderboardActor>,
+    /// This node and the activities it owns.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl AppState {

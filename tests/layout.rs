@@ -29,6 +29,7 @@ const LOWER_FLOORS: &[&str] = &[
     "src/dialect",
     "src/runtime",
     "src/store",
+    "src/cluster",
     "src/db.rs",
     "src/state.rs",
     "src/http.rs",

@@ -15,7 +15,6 @@ use base64::Engine;
 use common::{backends, ledger_facts, spawn_app_with, test_settings, Backend, TestApp, ADMIN_KEY};
 use points_engine::clock::{now_ms, BizClock};
 use points_engine::db::Db;
-use points_engine::startup::Application;
 use serde_json::{json, Value};
 
 const WX_APPID: &str = "wx-walk-appid";
@@ -582,10 +581,10 @@ async fn rank_by_balance_lists_the_top_ten_with_ties_to_the_earliest_and_survive
             .expect("request");
         assert_eq!(res.json::<Value>().await.expect("JSON")["code"], -2);
 
-        // A second server on the same database rebuilds the same board at start.
-        let again = Application::build(test_settings(&app.database_url))
-            .await
-            .expect("build a second server");
+        // A second server on the same database rebuilds the same board at start (after the first
+        // stopped: a SQLite file serves one process at a time).
+        app.handle.stop(true).await;
+        let again = common::build_when_released(test_settings(&app.database_url)).await;
         let address = format!("http://127.0.0.1:{}", again.port());
         actix_web::rt::spawn(again.run_until_stopped());
         let body = ask(address, 0).await;

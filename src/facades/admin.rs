@@ -106,6 +106,28 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         run_jobs,
     );
+    r.add::<crate::http::Empty, ClusterView, _, _>(
+        RouteDoc {
+            path: "/admin/cluster",
+            methods: GET,
+            tag,
+            summary: "Nodes and activity leases",
+            description: "`data.nodes`: every node's `node_id`, `addr` and `last_seen_ms` (the database's clock). `data.leases`: every activity lease (`activity` like `redpack:card:<id>`), its owner's `node_id`, its `epoch` (grows at every takeover) and `expires_in_ms` (0 once run out). A single node shows itself and no lease.",
+        },
+        cluster,
+    );
+}
+
+/// The cluster as `GET /admin/cluster` shows it.
+#[derive(Serialize, ToSchema)]
+pub struct ClusterView {
+    pub nodes: Vec<crate::cluster::NodeView>,
+    pub leases: Vec<crate::cluster::LeaseView>,
+}
+
+async fn cluster(state: web::Data<AppState>, _a: AdminKey<Gift>) -> Reply {
+    let (nodes, leases) = state.cluster.view().await?;
+    Ok(ok(json!(ClusterView { nodes, leases })))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -115,6 +115,22 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     }
 }
 
+/// Builds a server on a database another server of this process is still letting go of: the
+/// first one's stop drains its ledger before it releases a SQLite file.
+pub async fn build_when_released(settings: Settings) -> Application {
+    let mut tries = 0;
+    loop {
+        match Application::build(settings.clone()).await {
+            Ok(app) => return app,
+            Err(e) if tries < 100 && format!("{e:#}").contains("already served") => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("build a second server: {e:#}"),
+        }
+    }
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()

@@ -1,0 +1,322 @@
+//! Several nodes over one Postgres: who this node is, and which activities it owns.
+//!
+//! Each activity (`redpack:card:<id>`, `lottery:<app>`, ...) has at most one owner at a time,
+//! recorded as a lease row with an epoch that grows at every takeover ([`store`]). A node serves
+//! an activity itself only while it holds the lease by its own monotonic clock: the lease is
+//! counted from the moment the acquiring or renewing statement was *sent*, minus a margin, so the
+//! node always gives up before the database's deadline. The keeper renews every held lease in one
+//! statement every third of the TTL and steps down from the ones it lost or could not renew.
+//! Whatever the clocks do, the ledger checks the epoch inside each commit, so an owner that lost
+//! its lease cannot commit again.
+//!
+//! A single node (SQLite, or Postgres without Redis) owns everything and keeps no lease rows.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+pub use store::{LeaseRow, NodeRow};
+
+/// Share of the TTL a node gives up before the lease's end by the database's clock: covers the
+/// statement's own latency and a clock that runs a little slow.
+const LEASE_MARGIN_DIVISOR: u32 = 5;
+/// Lost leases buffered for listeners that are slow to hear of them.
+const LOST_BUFFER: usize = 1024;
+
+/// Who serves an activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// This node, with the lease's epoch (0 on a single node: nothing to fence).
+    Local { epoch: i64 },
+    /// Another node, reached at `addr`.
+    Remote { node_id: String, addr: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    epoch: i64,
+    /// Past this instant the node no longer serves the activity.
+    valid_until: Instant,
+}
+
+/// This node and its leases.
+pub struct Cluster {
+    pub node_id: String,
+    pub addr: String,
+    ttl: Duration,
+    /// `None` on a single node.
+    pool: Option<PgPool>,
+    held: Mutex<HashMap<String, Held>>,
+    lost: broadcast::Sender<String>,
+}
+
+/// What `GET /admin/cluster` shows of a node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub node_id: String,
+    pub addr: String,
+    pub last_seen_ms: i64,
+}
+
+/// What `GET /admin/cluster` shows of a lease.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseView {
+    pub activity: String,
+    pub node_id: String,
+    pub epoch: i64,
+    pub expires_in_ms: i64,
+}
+
+impl Cluster {
+    /// A node that owns every activity itself.
+    pub fn single(node_id: String, addr: String) -> Self {
+        Self::build(node_id, addr, Duration::ZERO, None)
+    }
+
+    /// A node of a cluster whose leases live in `pool`'s database.
+    pub fn clustered(node_id: String, addr: String, ttl: Duration, pool: PgPool) -> Self {
+        Self::build(node_id, addr, ttl, Some(pool))
+    }
+
+    fn build(node_id: String, addr: String, ttl: Duration, pool: Option<PgPool>) -> Self {
+        Self {
+            node_id,
+            addr,
+            ttl,
+            pool,
+            held: Mutex::new(HashMap::new()),
+            lost: broadcast::channel(LOST_BUFFER).0,
+        }
+    }
+
+    /// The default node id for a base URL: its host and port.
+    pub fn id_of_addr(addr: &str) -> String {
+        url::Url::parse(addr)
+            .ok()
+            .and_then(|u| {
+                let host = u.host_str()?.to_string();
+                Some(match u.port_or_known_default() {
+                    Some(port) => format!("{host}:{port}"),
+                    None => host,
+                })
+            })
+            .unwrap_or_else(|| addr.to_string())
+    }
+
+    /// Whether other nodes may own activities.
+    pub fn is_clustered(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Activities this node stops serving, as it loses them.
+    pub fn lost(&self) -> broadcast::Receiver<String> {
+        self.lost.subscribe()
+    }
+
+    /// The lease's epoch if this node holds `activity` now (0 on a single node).
+    pub fn held_epoch(&self, activity: &str) -> Option<i64> {
+        if self.pool.is_none() {
+            return Some(0);
+        }
+        let held = self.held.lock().ok()?.get(activity).copied()?;
+        (Instant::now() < held.valid_until).then_some(held.epoch)
+    }
+
+    /// Who serves `activity`: this node if it holds the lease or can take it, else the holder.
+    pub async fn owner(&self, activity: &str) -> Result<Owner, sqlx::Error> {
+        if let Some(epoch) = self.held_epoch(activity) {
+            return Ok(Owner::Local { epoch });
+        }
+        let Some(pool) = &self.pool else {
+            return Ok(Owner::Local { epoch: 0 });
+        };
+        let sent = Instant::now();
+        let row = store::acquire(pool, activity, &self.node_id, &self.addr, self.ttl_ms()).await?;
+        if row.owner_node == self.node_id {
+            self.hold(activity, row.epoch, sent);
+            Ok(Owner::Local { epoch: row.epoch })
+        } else {
+            self.step_down(activity);
+            Ok(Owner::Remote {
+                node_id: row.owner_node,
+                addr: row.owner_addr,
+            })
+        }
+    }
+
+    /// Stops serving `activity` (its lease was lost, or a commit found a newer epoch).
+    pub fn step_down(&self, activity: &str) {
+        let removed = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|mut held| held.remove(activity));
+        if removed.is_some() {
+            let _ = self.lost.send(activity.to_string());
+        }
+    }
+
+    /// Stops serving `activity` if this node still holds it at `epoch`.
+    pub fn step_down_from(&self, activity: &str, epoch: i64) {
+        let current = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|held| held.get(activity).map(|h| h.epoch));
+        if current == Some(epoch) {
+            self.step_down(activity);
+        }
+    }
+
+    fn hold(&self, activity: &str, epoch: i64, sent: Instant) {
+        let valid_until = sent + self.ttl - self.ttl / LEASE_MARGIN_DIVISOR;
+        if let Ok(mut held) = self.held.lock() {
+            held.insert(activity.to_string(), Held { epoch, valid_until });
+        }
+    }
+
+    /// Extends a lease still held at `epoch` (one given up meanwhile stays given up).
+    fn extend(&self, activity: &str, epoch: i64, sent: Instant) {
+        let valid_until = sent + self.ttl - self.ttl / LEASE_MARGIN_DIVISOR;
+        if let Ok(mut held) = self.held.lock() {
+            if let Some(h) = held.get_mut(activity).filter(|h| h.epoch == epoch) {
+                h.valid_until = valid_until;
+            }
+        }
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// One round of the keeper: a heartbeat, then every held lease renewed in one statement.
+    /// Leases the statement did not renew, and leases whose local time ran out because renewals
+    /// failed, are given up.
+    pub async fn renew(&self) -> Result<(), sqlx::Error> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let sent = Instant::now();
+        let beat = store::heartbeat(pool, &self.node_id, &self.addr).await;
+        let held: Vec<(String, i64)> = self
+            .held
+            .lock()
+            .map(|held| held.iter().map(|(a, h)| (a.clone(), h.epoch)).collect())
+            .unwrap_or_default();
+        let renewed = if held.is_empty() {
+            Ok(Vec::new())
+        } else {
+            store::renew(pool, &self.node_id, &held, self.ttl_ms()).await
+        };
+        match renewed {
+            Ok(renewed) => {
+                let renewed: std::collections::HashSet<String> = renewed.into_iter().collect();
+                for (activity, epoch) in held {
+                    if renewed.contains(&activity) {
+                        self.extend(&activity, epoch, sent);
+                    } else {
+                        self.step_down_from(&activity, epoch);
+                    }
+                }
+            }
+            Err(e) => {
+                self.drop_expired();
+                return Err(e);
+            }
+        }
+        beat
+    }
+
+    /// Gives up the leases whose local time has run out.
+    fn drop_expired(&self) {
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .held
+            .lock()
+            .map(|held| {
+                held.iter()
+                    .filter(|(_, h)| h.valid_until <= now)
+                    .map(|(a, _)| a.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for activity in expired {
+            self.step_down(&activity);
+        }
+    }
+
+    /// Renews every third of the TTL until the process stops.
+    pub fn spawn_keeper(self: &Arc<Self>) {
+        if self.pool.is_none() {
+            return;
+        }
+        let cluster = Arc::clone(self);
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(cluster.ttl / 3);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = cluster.renew().await {
+                    tracing::warn!(error = %e, "renewing activity leases failed");
+                }
+            }
+        });
+    }
+
+    /// Ends this node's leases and removes its row (a graceful stop).
+    pub async fn leave(&self) -> Result<(), sqlx::Error> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        let held: Vec<String> = self
+            .held
+            .lock()
+            .map(|mut held| held.drain().map(|(a, _)| a).collect())
+            .unwrap_or_default();
+        for activity in held {
+            let _ = self.lost.send(activity);
+        }
+        store::release(pool, &self.node_id).await?;
+        store::forget_node(pool, &self.node_id).await
+    }
+
+    /// Every node and lease, for `GET /admin/cluster`. A single node shows itself and no lease.
+    pub async fn view(&self) -> Result<(Vec<NodeView>, Vec<LeaseView>), sqlx::Error> {
+        let Some(pool) = &self.pool else {
+            let now = crate::clock::now_ms();
+            let me = NodeView {
+                node_id: self.node_id.clone(),
+                addr: self.addr.clone(),
+                last_seen_ms: now,
+            };
+            return Ok((vec![me], Vec::new()));
+        };
+        let nodes = store::nodes(pool)
+            .await?
+            .into_iter()
+            .map(|n| NodeView {
+                node_id: n.node_id,
+                addr: n.addr,
+                last_seen_ms: n.last_seen_ms,
+            })
+            .collect();
+        let leases = store::leases(pool)
+            .await?
+            .into_iter()
+            .map(|l| LeaseView {
+                activity: l.activity,
+                node_id: l.owner_node,
+                epoch: l.epoch,
+                expires_in_ms: l.expires_in_ms.max(0),
+            })
+            .collect();
+        Ok((nodes, leases))
+    }
+}
