@@ -193,6 +193,9 @@ impl From<LedgerError> for AppError {
                 tracing::error!(error = %m, "ledger commit failed");
                 AppError::Unavailable(m)
             }
+            LedgerError::Fenced { activity } => AppError::Unavailable(format!(
+                "activity {activity} moved to another node; try again"
+            )),
         }
     }
 }

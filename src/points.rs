@@ -107,6 +107,7 @@ pub async fn apply(state: &AppState, req: ChangeRequest<'_>) -> Result<Outcome, 
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     Ok(state.ledger.send(Submit(change)).await??)
 }

@@ -195,3 +195,77 @@ async fn admin_cluster_shows_nodes_and_leases() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_commit_fenced_with_an_old_epoch_writes_nothing_and_spares_its_batch() {
+    use std::sync::Arc;
+
+    use points_actors::{Change, Fence, LedgerError, LedgerStore};
+    use points_engine::store::LedgerDb;
+
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let (old_owner, _) = app.login("fence-a").await;
+    let (new_owner, _) = app.login("fence-b").await;
+    let db = Db::connect(&app.database_url, 2).await.expect("db");
+    let id_of = |uid: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE platform_uid = $1")
+                .bind(uid)
+                .fetch_one(&db.read)
+                .await
+                .expect("user id")
+        }
+    };
+    let (a_user, b_user) = (id_of(old_owner.clone()).await, id_of(new_owner).await);
+    let pool = db.hot_pg.clone().expect("native pool");
+    let a = Cluster::clustered("a".into(), "http://a".into(), TTL, pool.clone());
+    let b = Cluster::clustered("b".into(), "http://b".into(), TTL, pool);
+    let activity = "redpack:card:77";
+    let Owner::Local { epoch: first } = a.owner(activity).await.expect("a") else {
+        panic!("a could not take a free activity");
+    };
+    // a's lease runs out; b takes over with a higher epoch.
+    tokio::time::sleep(TTL + TTL / 4).await;
+    let Owner::Local { epoch: second } = b.owner(activity).await.expect("b") else {
+        panic!("b could not take a lapsed lease");
+    };
+    assert!(second > first);
+
+    let fenced = |user: i64, key: &str, epoch: i64| Change {
+        fence: Some(Fence {
+            activity: activity.into(),
+            epoch,
+        }),
+        ..Change::simple("default", user, 5, "redpack", key)
+    };
+    let store = LedgerDb { db: db.clone() };
+    let batch: Arc<[Change]> = vec![
+        fenced(a_user, "stale-grab", first),
+        Change::simple("default", a_user, 2, "grant", "unfenced"),
+        fenced(b_user, "current-grab", second),
+    ]
+    .into();
+    let outcomes = store.commit_batch(batch).await.expect("commit");
+    assert_eq!(
+        outcomes[0],
+        Err(LedgerError::Fenced {
+            activity: activity.into()
+        })
+    );
+    assert!(outcomes[1].is_ok(), "{outcomes:?}");
+    assert!(outcomes[2].is_ok(), "{outcomes:?}");
+    let keys: Vec<String> =
+        sqlx::query_scalar("SELECT idem_key FROM ledger_entries ORDER BY idem_key")
+            .fetch_all(&db.read)
+            .await
+            .expect("keys");
+    assert_eq!(
+        keys,
+        vec!["current-grab".to_string(), "unfenced".to_string()]
+    );
+    assert_eq!(app.balance(&old_owner).await, 2);
+}

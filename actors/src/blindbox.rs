@@ -164,6 +164,7 @@ impl BoxActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         };
         match payout {
             BoxPayout::External(units) => {

@@ -29,8 +29,8 @@ pub mod redpack;
 pub mod store;
 
 pub use ledger::{
-    plan_batch, BatchPlan, Change, Committed, CommittedChange, LedgerActor, LedgerError,
-    LedgerLimits, LedgerMetrics, Leg, Limit, Listen, Lot, OrderSpec, Outcome, StoredEntry, Submit,
-    EXPIRE_KIND,
+    plan_batch, plan_fenced_batch, BatchPlan, Change, Committed, CommittedChange, Fence,
+    LedgerActor, LedgerError, LedgerLimits, LedgerMetrics, Leg, Limit, Listen, Lot, OrderSpec,
+    Outcome, StoredEntry, Submit, EXPIRE_KIND,
 };
 pub use store::{LedgerStore, StoreError};

@@ -215,6 +215,7 @@ impl LotteryActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         };
         if let Some(p) = prize {
             let points = p.reward_type == REWARD_POINTS;

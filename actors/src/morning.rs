@@ -332,6 +332,7 @@ impl Handler<SignUp> for MorningActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -401,6 +402,7 @@ impl Handler<CheckIn> for MorningActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -476,6 +478,7 @@ impl Handler<Pay> for MorningActor {
                 legs: Vec::new(),
                 order: None,
                 expire_lot: None,
+                fence: None,
             };
             let commit = self.ledger.send(Submit(change));
             async move {

@@ -180,6 +180,7 @@ impl CardActor {
                 detail: serde_json::json!({"card_id": c.card_id, "day": msg.day}).to_string(),
             }),
             expire_lot: None,
+            fence: None,
         }
     }
 }
@@ -464,6 +465,7 @@ impl Handler<GrabPool> for PoolActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         };
         self.grabbed.insert(msg.user_id);
         self.life.pending += 1;

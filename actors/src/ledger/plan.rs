@@ -42,6 +42,17 @@ pub struct Change {
     /// The stored credit lot this change expires (see [`Change::expiry`]); `None` for every
     /// other change.
     pub expire_lot: Option<i64>,
+    /// The activity lease the change was decided under, when several nodes share the database:
+    /// the batch applies it only while the lease row still holds that epoch.
+    pub fence: Option<Fence>,
+}
+
+/// An activity and the lease epoch its owner was given. A newer owner raises the epoch, so a
+/// change fenced with an older one is refused by the commit that would have written it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub activity: std::sync::Arc<str>,
+    pub epoch: i64,
 }
 
 impl Change {
@@ -66,6 +77,7 @@ impl Change {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
+            fence: None,
         }
     }
 
@@ -175,6 +187,10 @@ pub enum LedgerError {
     /// The commit failed; nothing of the change was written.
     #[error("ledger storage unavailable: {0}")]
     Storage(String),
+    /// The change's activity has a newer owner than the one that decided it; nothing was
+    /// written. Its actor steps down and the request goes to the new owner.
+    #[error("activity {activity} moved to another node")]
+    Fenced { activity: String },
 }
 
 /// An entry already stored under an idempotency key, as the planner sees it.
@@ -290,10 +306,24 @@ pub struct BatchPlan {
 /// it, and a key repeated inside the batch behaves like a replay of its first use.
 pub fn plan_batch(
     changes: &[Change],
+    balances: HashMap<i64, i64>,
+    lots: HashMap<i64, Vec<Lot>>,
+    stored: &HashMap<(String, String), StoredEntry>,
+    counters: HashMap<String, i64>,
+) -> BatchPlan {
+    plan_fenced_batch(changes, balances, lots, stored, counters, &HashMap::new())
+}
+
+/// [`plan_batch`] with the lease epochs the batch read (activity -> epoch, rows locked so no
+/// takeover commits before this batch does): a change whose [`Fence`] names another epoch, or
+/// an activity without a lease row, is refused with [`LedgerError::Fenced`].
+pub fn plan_fenced_batch(
+    changes: &[Change],
     mut balances: HashMap<i64, i64>,
     mut lots: HashMap<i64, Vec<Lot>>,
     stored: &HashMap<(String, String), StoredEntry>,
     mut counters: HashMap<String, i64>,
+    leases: &HashMap<String, i64>,
 ) -> BatchPlan {
     let mut plan = BatchPlan::default();
     // Keys first used in this batch: key -> change index of that first use.
@@ -308,6 +338,14 @@ pub fn plan_batch(
         if let Some(bad) = change.invalid_amount() {
             plan.decisions.push(Err(LedgerError::InvalidAmount(bad)));
             continue;
+        }
+        if let Some(fence) = &change.fence {
+            if leases.get(fence.activity.as_ref()) != Some(&fence.epoch) {
+                plan.decisions.push(Err(LedgerError::Fenced {
+                    activity: fence.activity.to_string(),
+                }));
+                continue;
+            }
         }
         let key = (change.app_id.clone(), change.idem_key.clone());
         if let Some(entry) = stored.get(&key) {
@@ -483,6 +521,55 @@ mod tests {
     fn change(user: i64, amount: i64, key: &str) -> Change {
         let kind = if amount > 0 { "grant" } else { "deduct" };
         Change::simple("default", user, amount, kind, key)
+    }
+
+    #[test]
+    fn a_change_fenced_with_an_old_epoch_is_refused_and_its_neighbours_apply() {
+        let fenced = |user, key: &str, activity: &str, epoch| Change {
+            fence: Some(Fence {
+                activity: activity.into(),
+                epoch,
+            }),
+            ..change(user, 5, key)
+        };
+        let batch = vec![
+            fenced(1, "old", "redpack:card:1", 1),
+            change(1, 3, "plain"),
+            fenced(2, "current", "redpack:card:1", 2),
+            fenced(3, "no-lease", "redpack:card:9", 1),
+        ];
+        let leases = HashMap::from([("redpack:card:1".to_string(), 2)]);
+        let plan = plan_fenced_batch(
+            &batch,
+            HashMap::new(),
+            HashMap::new(),
+            &HashMap::new(),
+            HashMap::new(),
+            &leases,
+        );
+        assert_eq!(
+            plan.decisions[0],
+            Err(LedgerError::Fenced {
+                activity: "redpack:card:1".into()
+            })
+        );
+        assert!(matches!(plan.decisions[1], Ok(Some(_))));
+        assert!(matches!(plan.decisions[2], Ok(Some(_))));
+        assert!(matches!(plan.decisions[3], Err(LedgerError::Fenced { .. })));
+        // Nothing of the refused changes is written: user 1 gets only the plain 3.
+        assert_eq!(plan.entries.len(), 2);
+        assert_eq!(plan.balances.get(&1), Some(&3));
+        assert_eq!(plan.balances.get(&2), Some(&5));
+        assert!(!plan.balances.contains_key(&3));
+        // Without lease rows every fenced change is refused.
+        let plan = plan_batch(
+            &batch,
+            HashMap::new(),
+            HashMap::new(),
+            &HashMap::new(),
+            HashMap::new(),
+        );
+        assert_eq!(plan.entries.len(), 1);
     }
 
     fn stored_lot(id: i64, remaining: i64, expires_at: Option<i64>) -> Lot {

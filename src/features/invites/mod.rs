@@ -220,6 +220,7 @@ async fn link(state: &AppState, invitee: &User, code: &str) -> Result<Option<i64
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     if reward == 0 {
         // A reward of nothing still records the invite.

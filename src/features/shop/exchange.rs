@@ -241,6 +241,7 @@ pub(super) async fn exchange(
                 .collect(),
             order: None,
             expire_lot: None,
+            fence: None,
         },
         kind => Change {
             app_id: app_id.clone(),
@@ -264,6 +265,7 @@ pub(super) async fn exchange(
                 detail: detail.to_string(),
             }),
             expire_lot: None,
+            fence: None,
         },
     };
     let outcome = match state.ledger.send(Submit(change)).await? {
@@ -319,6 +321,7 @@ pub(super) async fn send(
             detail: detail.to_string(),
         }),
         expire_lot: None,
+        fence: None,
     };
     let outcome = match state.ledger.send(Submit(change)).await? {
         Ok(o) => o,

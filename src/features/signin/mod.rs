@@ -297,6 +297,7 @@ pub async fn sign(state: &AppState, session: &SessionUser) -> Result<Signed, App
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     if bonus > 0 {
         change.legs.push(Leg {
@@ -398,6 +399,7 @@ async fn pop(state: &AppState, session: &SessionUser, action: PopAction) -> Resu
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     if reward == 0 {
         // A reward of nothing still records that the user did it.

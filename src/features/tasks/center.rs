@@ -583,6 +583,7 @@ pub(super) async fn claim(
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     let outcome = state.ledger.send(Submit(change)).await??;
     // Concurrent claims of one cycle share the ledger key, so one reward is paid and each of

@@ -431,6 +431,7 @@ pub(super) async fn finish(
             detail: json!({"task_id": id, "name": task.name, "day": day, "n": n}).to_string(),
         }),
         expire_lot: None,
+        fence: None,
     };
     match state.ledger.send(Submit(change)).await? {
         Ok(_) => {}

@@ -376,6 +376,7 @@ async fn grant(state: &AppState, audit: &Audit, user_id: i64) -> Result<(), AppE
         legs: Vec::new(),
         order: None,
         expire_lot: None,
+        fence: None,
     };
     match state.ledger.send(Submit(change)).await? {
         Ok(_) => Ok(()),

@@ -77,6 +77,8 @@ struct BatchReads<'a> {
     spenders: BTreeSet<i64>,
     /// The counters the batch's limits name, in the order they are locked.
     counter_keys: BTreeSet<&'a str>,
+    /// The activities whose lease epochs the batch's changes are fenced with.
+    fences: BTreeSet<&'a str>,
 }
 
 impl<'a> BatchReads<'a> {
@@ -94,6 +96,10 @@ impl<'a> BatchReads<'a> {
             counter_keys: batch
                 .iter()
                 .flat_map(|c| c.limits.iter().map(|l| l.key.as_str()))
+                .collect(),
+            fences: batch
+                .iter()
+                .filter_map(|c| c.fence.as_ref().map(|f| f.activity.as_ref()))
                 .collect(),
         }
     }

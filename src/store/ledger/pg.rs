@@ -9,27 +9,35 @@
 
 use std::collections::HashMap;
 
-use points_actors::{plan_batch, BatchPlan, Change, LedgerError, Lot, Outcome};
+use points_actors::{plan_fenced_batch, BatchPlan, Change, LedgerError, Lot, Outcome};
 use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 
 use super::{entry_ids, outcomes, BatchReads, StoredKeys, StoredRow};
 use crate::clock::now_ms;
 
-/// Locks the batch's existing balance rows in user order and reads the entries already stored
-/// under its keys, in one statement. The key read uses the statement's snapshot, taken before any
-/// lock wait: if another process commits one of these keys while this batch waits for its lock,
-/// the key is missed here, the insert then hits the unique index, and the batch fails and is
-/// tried again, when the key is visible.
+/// Locks the batch's existing balance rows in user order, reads the entries already stored
+/// under its keys and reads the lease rows its changes are fenced with (`$3`) `FOR SHARE`, in one
+/// statement. The share lock makes a takeover (which updates the row) wait for this batch's
+/// commit, so no change decided under an old epoch commits after a newer owner took over; a row
+/// updated while this statement waited for it is read as it is now. The key read uses the
+/// statement's snapshot, taken before any lock wait: if another process commits one of these
+/// keys while this batch waits for its lock, the key is missed here, the insert then hits the
+/// unique index, and the batch fails and is tried again, when the key is visible.
 const LOCK_AND_READ_KEYS: &str = "\
 WITH locked AS (SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[]) \
-                ORDER BY user_id FOR UPDATE) \
+                ORDER BY user_id FOR UPDATE), \
+fences AS (SELECT activity, epoch FROM activity_leases WHERE activity = ANY($3::text[]) \
+           ORDER BY activity FOR SHARE) \
 SELECT user_id AS locked_user, balance, NULL::text AS app_id, NULL::text AS idem_key, \
        NULL::bigint AS user_id, NULL::bigint AS amount, NULL::text AS kind, \
        NULL::text AS reference, NULL::bigint AS id, NULL::bigint AS balance_after, \
-       NULL::bigint AS created_at FROM locked \
+       NULL::bigint AS created_at, NULL::text AS activity, NULL::bigint AS epoch FROM locked \
 UNION ALL \
 SELECT NULL, NULL, app_id, idem_key, user_id, amount, kind, reference, id, balance_after, \
-       created_at FROM ledger_entries WHERE idem_key = ANY($2::text[])";
+       created_at, NULL, NULL FROM ledger_entries WHERE idem_key = ANY($2::text[]) \
+UNION ALL \
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, activity, epoch \
+FROM fences";
 
 /// Creates the balance rows of first-time users at zero and locks them, in user order:
 /// `DO UPDATE` takes the row lock that `SELECT ... FOR UPDATE` would (a row another process just
@@ -107,22 +115,24 @@ pub(super) async fn commit_batch(
 
     let users: Vec<i64> = reads.users.iter().copied().collect();
     let keys: Vec<&str> = reads.keys.iter().copied().collect();
+    let fences: Vec<&str> = reads.fences.iter().copied().collect();
     let rows = sqlx::query(LOCK_AND_READ_KEYS)
         .bind(&users)
         .bind(&keys)
+        .bind(&fences)
         .fetch_all(&mut *tx)
         .await?;
     let mut balances: HashMap<i64, i64> = HashMap::with_capacity(users.len());
     let mut stored: StoredKeys = HashMap::new();
+    let mut leases: HashMap<String, i64> = HashMap::new();
     for row in rows {
-        match row.try_get::<Option<i64>, _>("locked_user")? {
-            Some(user) => {
-                balances.insert(user, row.try_get("balance")?);
-            }
-            None => {
-                let (key, entry) = StoredRow::from_row(&row)?.into_entry();
-                stored.insert(key, entry);
-            }
+        if let Some(user) = row.try_get::<Option<i64>, _>("locked_user")? {
+            balances.insert(user, row.try_get("balance")?);
+        } else if let Some(activity) = row.try_get::<Option<String>, _>("activity")? {
+            leases.insert(activity, row.try_get("epoch")?);
+        } else {
+            let (key, entry) = StoredRow::from_row(&row)?.into_entry();
+            stored.insert(key, entry);
         }
     }
 
@@ -143,7 +153,7 @@ pub(super) async fn commit_batch(
     }
 
     let (counters, lots) = counters_and_lots(&mut tx, &reads, now).await?;
-    let plan = plan_batch(batch, balances, lots, &stored, counters);
+    let plan = plan_fenced_batch(batch, balances, lots, &stored, counters, &leases);
     let ids = write(&mut tx, batch, &plan, now).await?;
     let entry_ids = entry_ids(batch, &plan, &ids)?;
     tx.commit().await?;

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use points_actors::{plan_batch, Change, LedgerError, Lot, Outcome};
+use points_actors::{plan_fenced_batch, Change, LedgerError, Lot, Outcome};
 use serde_json::{json, Value};
 use sqlx::{Any, Row, Transaction};
 
@@ -85,7 +85,24 @@ pub(super) async fn commit_batch(
         }
     }
 
-    let plan = plan_batch(batch, balances, lots, &stored, counters);
+    // One process writes a SQLite file, so nothing takes an activity over mid-batch; fenced
+    // changes are still checked against the lease rows as they are.
+    let mut leases: HashMap<String, i64> = HashMap::new();
+    if !reads.fences.is_empty() {
+        let rows = sqlx::query(&format!(
+            "SELECT activity, epoch FROM activity_leases \
+             WHERE activity IN (SELECT r.value FROM {} r)",
+            db.json_texts("$1")
+        ))
+        .bind(json!(reads.fences).to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            leases.insert(row.try_get("activity")?, row.try_get("epoch")?);
+        }
+    }
+
+    let plan = plan_fenced_batch(batch, balances, lots, &stored, counters, &leases);
 
     // The writes, each table's rows as one JSON array.
     let entries: Vec<Value> = plan
