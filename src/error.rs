@@ -42,6 +42,9 @@ pub enum AppError {
     Provider(String),
     /// Storage failed; nothing was changed.
     Unavailable(String),
+    /// Another node owns the activity the request is for: the request is relayed to it (its
+    /// base URL), and answered as unavailable (try again) if it cannot be.
+    Elsewhere(String),
     /// A dialect-specific code chosen by the handler (003's per-route codes).
     Coded(i64, String),
     /// The activity's state forbids the action now: before start, after end, twice, sold out,
@@ -77,7 +80,7 @@ impl AppError {
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Provider(_) => StatusCode::BAD_GATEWAY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,7 +100,7 @@ impl AppError {
             AppError::Busy => "BUSY",
             AppError::NotConfigured(_) => "NOT_CONFIGURED",
             AppError::Provider(_) => "PROVIDER_ERROR",
-            AppError::Unavailable(_) => "UNAVAILABLE",
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => "UNAVAILABLE",
             AppError::Coded(..) => "REJECTED",
             AppError::Refused(_) => "REFUSED",
         }
@@ -123,7 +126,7 @@ impl AppError {
             }
             AppError::TooLarge => "request body too large".into(),
             AppError::Busy => "server busy, try again shortly".into(),
-            AppError::Unavailable(_) => {
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => {
                 "service temporarily unavailable, nothing was changed".into()
             }
         }
@@ -145,7 +148,7 @@ impl AppError {
             AppError::Busy => "活动太火爆，请稍后再试".into(),
             AppError::NotConfigured(m) => format!("未配置: {m}"),
             AppError::Provider(m) => format!("登录失败: {m}"),
-            AppError::Unavailable(_) => "系统繁忙，请稍后再试".into(),
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => "系统繁忙，请稍后再试".into(),
             AppError::Coded(_, m) => m.clone(),
             AppError::Refused(r) => r.zh(),
         }
@@ -264,12 +267,21 @@ impl<D: Dialect> fmt::Display for Failure<D> {
     }
 }
 
+/// Marks a response as "relay this request to the node at this base URL instead"; the
+/// cluster's relay middleware acts on it.
+#[derive(Debug, Clone)]
+pub struct ForwardTo(pub String);
+
 impl<D: Dialect> ResponseError for Failure<D> {
     fn status_code(&self) -> StatusCode {
         self.0.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        D::render(&self.0)
+        let mut response = D::render(&self.0);
+        if let AppError::Elsewhere(addr) = &self.0 {
+            response.extensions_mut().insert(ForwardTo(addr.clone()));
+        }
+        response
     }
 }

@@ -37,6 +37,10 @@ impl<T, D> Params<T, D> {
     }
 }
 
+/// The body of a request as it arrived, once its fields have been read.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub web::Bytes);
+
 /// Reads the request's fields as a JSON object: query string for GET, body otherwise. Form and
 /// query values arrive as strings; [`lenient`] deserializers accept them where numbers are due.
 async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, AppError> {
@@ -58,6 +62,9 @@ async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, 
         }
         body.extend_from_slice(&chunk);
     }
+    let body = body.freeze();
+    // Kept for a relay to the node that owns the request's activity.
+    req.extensions_mut().insert(RawBody(body.clone()));
     let text = std::str::from_utf8(&body).map_err(|_| AppError::invalid("body is not UTF-8"))?;
     let trimmed = text.trim_start();
     if trimmed.is_empty() {

@@ -19,6 +19,20 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub latency: HistogramVec,
     pub ledger: LedgerMetrics,
+    pub cluster: ClusterMetrics,
+}
+
+/// What several nodes count: leases, takeovers, fenced commits, relayed requests.
+#[derive(Clone)]
+pub struct ClusterMetrics {
+    /// Activity leases this node holds now.
+    pub leases_held: IntGauge,
+    /// Leases this node took from another node or from a lapsed lease.
+    pub takeovers: IntCounter,
+    /// Changes a commit refused because their activity's epoch had moved on.
+    pub fenced: IntCounter,
+    /// Requests relayed to an activity's owner, by result (`ok`, `failed`).
+    pub relayed: IntCounterVec,
 }
 
 impl Metrics {
@@ -63,7 +77,30 @@ impl Metrics {
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(commit_seconds.clone()))?;
         registry.register(Box::new(commit_failures.clone()))?;
+        let cluster = ClusterMetrics {
+            leases_held: IntGauge::new("cluster_leases_held", "Activity leases this node holds")?,
+            takeovers: IntCounter::new(
+                "cluster_takeovers_total",
+                "Activity leases this node took over (a new epoch)",
+            )?,
+            fenced: IntCounter::new(
+                "cluster_fenced_changes_total",
+                "Changes refused at commit because their activity has a newer owner",
+            )?,
+            relayed: IntCounterVec::new(
+                Opts::new(
+                    "cluster_relayed_requests_total",
+                    "Requests relayed to the node that owns their activity, by result",
+                ),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(cluster.leases_held.clone()))?;
+        registry.register(Box::new(cluster.takeovers.clone()))?;
+        registry.register(Box::new(cluster.fenced.clone()))?;
+        registry.register(Box::new(cluster.relayed.clone()))?;
         Ok(Self {
+            cluster,
             registry,
             requests,
             latency,

@@ -174,7 +174,8 @@ impl Application {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
-        let cluster = Arc::new(node(&settings, &stores.db, local)?);
+        let cluster =
+            Arc::new(node(&settings, &stores.db, local)?.with_metrics(metrics.cluster.clone()));
         cluster.spawn_keeper();
         let state = web::Data::new(AppState {
             clock: BizClock::new(settings.timezone),
@@ -192,6 +193,23 @@ impl Application {
             cluster: Arc::clone(&cluster),
         });
         crate::activities::leaderboard::spawn(state.clone(), board_changed);
+        let mut lost = cluster.lost();
+        let stepping_down = state.clone();
+        actix_web::rt::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match lost.recv().await {
+                    Ok(activity) => crate::activities::step_down(&stepping_down, &activity),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(
+                            missed,
+                            "lost leases missed; their actors stop at their next fenced commit"
+                        );
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
         if settings.jobs {
             crate::jobs::spawn(state.clone());
         }
@@ -209,6 +227,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(doc.clone())
                 .app_data(metrics_data.clone())
+                .wrap(from_fn(crate::cluster::forward::relay))
                 .wrap(from_fn(crate::metrics::track))
                 .configure(|cfg| register_routes(cfg, &mut ApiDoc::default()))
                 .service(

@@ -94,8 +94,10 @@ async fn one_owner_at_a_time_and_every_takeover_raises_the_epoch() {
         }
     );
 
-    // A graceful stop hands over at once, and the epoch still grows.
+    // A graceful stop hands over without waiting for the lease to run out (a node that saw
+    // the holder remembers it for a third of the TTL), and the epoch still grows.
     b.leave().await.expect("leave");
+    tokio::time::sleep(TTL / 3 + TTL / 20).await;
     assert_eq!(
         a.owner(activity).await.expect("a"),
         Owner::Local { epoch: 3 }
@@ -268,4 +270,308 @@ async fn a_commit_fenced_with_an_old_epoch_writes_nothing_and_spares_its_batch()
         vec!["current-grab".to_string(), "unfenced".to_string()]
     );
     assert_eq!(app.balance(&old_owner).await, 2);
+}
+
+/// One node of a cluster in this process, over `url` and Redis. Its lease is long enough that
+/// its keeper renews rarely during a test step (every 2 s).
+async fn cluster_node(url: &str, redis: &str, id: &str) -> common::TestApp {
+    let mut settings = test_settings(url);
+    settings.redis_url = Some(redis.to_string());
+    settings.node_id = Some(id.to_string());
+    settings.lease_ttl = Duration::from_secs(6);
+    common::spawn_on(settings).await
+}
+
+/// A client's answer: its JSON body and the node that served it, if it was relayed.
+async fn rob(
+    client: &reqwest::Client,
+    node: &common::TestApp,
+    token: &str,
+    uid: &str,
+    batch: i64,
+    card: i64,
+) -> (serde_json::Value, Option<String>) {
+    let res = client
+        .post(node.url("/v2/redpack/rob.json"))
+        .header("Authorization", token)
+        .json(&serde_json::json!({"app_id": "default", "user_id": uid, "card_id": card, "batch_id": batch}))
+        .send()
+        .await
+        .expect("rob");
+    let served_by = res
+        .headers()
+        .get("x-points-served-by")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (res.json().await.expect("rob body"), served_by)
+}
+
+#[actix_web::test]
+async fn grabs_on_any_node_are_served_by_the_owner_and_a_fenced_owner_hands_over() {
+    use futures_util::stream::{self, StreamExt};
+    use serde_json::json;
+
+    let (Ok(redis), true) = (
+        std::env::var("TEST_REDIS_URL"),
+        backends().contains(&Backend::Postgres),
+    ) else {
+        return;
+    };
+    let (url, _) = common::fresh_database(Backend::Postgres).await;
+    let a = cluster_node(&url, &redis, "node-a").await;
+    let b = cluster_node(&url, &redis, "node-b").await;
+    let nodes = [&a, &b];
+    let client = common::client();
+    let batch = a
+        .post(
+            "/admin/redpack/sessions",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"app_id": "default", "name": "two nodes", "start_time": "00:00:00", "end_time": "24:00:00"}),
+        )
+        .await
+        .1["data"]["batch_id"]
+        .as_i64()
+        .expect("batch_id");
+    let card = a
+        .post(
+            "/admin/redpack/cards",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"app_id": "default", "batch_id": batch, "reward_type": "积分", "sum": 150,
+                    "unit": 1, "ticket": 0, "start_time": "00:00:00", "end_time": "24:00:00"}),
+        )
+        .await
+        .1["data"]["card_id"]
+        .as_i64()
+        .expect("card_id");
+    let mut users = Vec::new();
+    for i in 0..300 {
+        users.push(nodes[i % 2].login(&format!("two-{i}")).await);
+    }
+
+    // Act: every user grabs once, half through each node, 64 at a time.
+    let answers: Vec<(usize, serde_json::Value, Option<String>)> = stream::iter(0..300)
+        .map(|i| {
+            let (client, node, user) = (client.clone(), nodes[(i / 2 + i) % 2], &users[i]);
+            async move {
+                let (body, served_by) = rob(&client, node, &user.1, &user.0, batch, card).await;
+                (i, body, served_by)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+
+    // Assert: exactly the stock is granted, once per winner, by one owner; the other node's
+    // grabs were relayed to it.
+    let wins: Vec<usize> = answers
+        .iter()
+        .filter(|(_, body, _)| body["status"] == true)
+        .map(|(i, _, _)| *i)
+        .collect();
+    for (_, body, _) in &answers {
+        if body["status"] != true {
+            assert_eq!(body["msg"], "已被抢光了", "{body}");
+        }
+    }
+    assert_eq!(wins.len(), 150);
+    let db = Db::connect(&url, 2).await.expect("db");
+    let granted: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT user_id) FROM ledger_entries WHERE kind = 'redpack'",
+    )
+    .fetch_one(&db.read)
+    .await
+    .expect("granted");
+    assert_eq!(granted, 150);
+    let relayed = answers.iter().filter(|(_, _, s)| s.is_some()).count();
+    assert!(relayed > 0, "no grab was relayed to the card's owner");
+    let (_, view) = a.get("/admin/cluster", &[("X-Admin-Key", ADMIN_KEY)]).await;
+    let leases = view["data"]["leases"].as_array().expect("leases").clone();
+    let lease = leases
+        .iter()
+        .find(|l| l["activity"] == format!("redpack:card:{card}"))
+        .unwrap_or_else(|| panic!("no lease for the card: {view}"));
+    assert!(
+        lease["node_id"] == "node-a" || lease["node_id"] == "node-b",
+        "{view}"
+    );
+    // Taken once, however many grabs raced for the free card on both nodes.
+    assert_eq!(lease["epoch"], 1, "{view}");
+
+    // A takeover behind the owner's back (as after a pause longer than the lease): on a card
+    // with stock left, a's lease runs out in the database while a still believes it holds it.
+    let card = second_card(&a, batch).await;
+    let first = a.login("first").await;
+    let (body, served_by) = rob(&client, &a, &first.1, &first.0, batch, card).await;
+    assert_eq!(body["status"], true, "{body}");
+    assert_eq!(served_by, None, "a free card is taken by the node asked");
+    let activity = format!("redpack:card:{card}");
+    let mut tries = 0;
+    loop {
+        // a's keeper may renew between the two statements; then b is relayed to a: try again.
+        sqlx::query("UPDATE activity_leases SET lease_until = 0 WHERE activity = $1")
+            .bind(&activity)
+            .execute(&db.write)
+            .await
+            .expect("expire");
+        let newcomer = b.login(&format!("newcomer-{tries}")).await;
+        let (body, served_by) = rob(&client, &b, &newcomer.1, &newcomer.0, batch, card).await;
+        assert_eq!(body["status"], true, "{body}");
+        if served_by.is_none() {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 10, "b never took the lapsed lease");
+    }
+    // a still serves the card by its own clock: its actor grants in memory, the commit is
+    // fenced, and the grab goes to b, which grants it once.
+    let straggler = a.login("straggler").await;
+    let (body, served_by) = rob(&client, &a, &straggler.1, &straggler.0, batch, card).await;
+    assert_eq!(body["status"], true, "{body}");
+    assert_eq!(served_by.as_deref(), Some(b.address.as_str()));
+    let metrics = client
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("points_cluster_fenced_changes_total 1"),
+        "a's grab was not fenced: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("cluster"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (_, view) = a.get("/admin/cluster", &[("X-Admin-Key", ADMIN_KEY)]).await;
+    let lease = view["data"]["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .find(|l| l["activity"] == activity.as_str())
+        .cloned()
+        .expect("lease");
+    assert_eq!(lease["node_id"], "node-b", "{view}");
+    let grants: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, COUNT(*) FROM ledger_entries WHERE kind = 'redpack' AND reference LIKE $1 \
+         GROUP BY user_id",
+    )
+    .bind(format!("card:{card}:%"))
+    .fetch_all(&db.read)
+    .await
+    .expect("grants");
+    assert_eq!(grants.len(), tries + 3, "{grants:?}");
+    assert!(grants.iter().all(|(_, n)| *n == 1), "{grants:?}");
+}
+
+/// A second card in session `batch`, with stock left.
+async fn second_card(node: &common::TestApp, batch: i64) -> i64 {
+    node.post(
+        "/admin/redpack/cards",
+        &[("X-Admin-Key", ADMIN_KEY)],
+        &serde_json::json!({"app_id": "default", "batch_id": batch, "reward_type": "积分", "sum": 50,
+                "unit": 1, "ticket": 0, "start_time": "00:00:00", "end_time": "24:00:00"}),
+    )
+    .await
+    .1["data"]["card_id"]
+        .as_i64()
+        .expect("card_id")
+}
+
+#[actix_web::test]
+async fn a_pool_on_two_nodes_hands_out_every_packet_once_and_both_show_the_same() {
+    use futures_util::stream::{self, StreamExt};
+    use serde_json::json;
+
+    let (Ok(redis), true) = (
+        std::env::var("TEST_REDIS_URL"),
+        backends().contains(&Backend::Postgres),
+    ) else {
+        return;
+    };
+    let (url, _) = common::fresh_database(Backend::Postgres).await;
+    let a = cluster_node(&url, &redis, "node-a").await;
+    let b = cluster_node(&url, &redis, "node-b").await;
+    let nodes = [&a, &b];
+    let pool = b
+        .post(
+            "/admin/redpack/pools",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"app_id": "default", "title": "two nodes", "total_points": 1000, "count": 100, "split": "random"}),
+        )
+        .await
+        .1["data"]["id"]
+        .as_i64()
+        .expect("pool id");
+    let mut users = Vec::new();
+    for i in 0..150 {
+        users.push(nodes[i % 2].login(&format!("pool-{i}")).await);
+    }
+    let client = common::client();
+    let post = |node: &common::TestApp, path: &str, user: &(String, String)| {
+        client
+            .post(node.url(path))
+            .header("Authorization", &user.1)
+            .json(&json!({"app_id": "default", "user_id": user.0, "id": pool}))
+            .send()
+    };
+
+    // Every user grabs once, alternating nodes, 64 at a time.
+    let answers: Vec<(usize, serde_json::Value)> = stream::iter(0..150)
+        .map(|i| {
+            let request = post(
+                nodes[(i + i / 3) % 2],
+                "/v2/redpack/pool/rob.json",
+                &users[i],
+            );
+            async move {
+                let body = request
+                    .await
+                    .expect("rob")
+                    .json::<serde_json::Value>()
+                    .await
+                    .expect("rob body");
+                (i, body)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let won: Vec<i64> = answers
+        .iter()
+        .filter(|(_, b)| b["status"] == true)
+        .map(|(_, b)| b["data"]["amount"].as_i64().expect("amount"))
+        .collect();
+    assert_eq!(won.len(), 100, "every packet is grabbable from either node");
+    assert_eq!(won.iter().sum::<i64>(), 1000);
+
+    // Both nodes show the same pool, and the same `mine` for the same users (two winners, two
+    // who came too late).
+    let winners = answers
+        .iter()
+        .filter(|(_, b)| b["status"] == true)
+        .map(|(i, _)| *i);
+    let losers = answers
+        .iter()
+        .filter(|(_, b)| b["status"] != true)
+        .map(|(i, _)| *i);
+    let asked: Vec<usize> = winners.take(2).chain(losers.take(2)).collect();
+    let mut shown = Vec::new();
+    for node in nodes {
+        for user in asked.iter().map(|&i| &users[i]) {
+            let body: serde_json::Value = post(node, "/v2/redpack/pool/show.json", user)
+                .await
+                .expect("show")
+                .json()
+                .await
+                .expect("show body");
+            assert_eq!(body["data"]["remaining_count"], 0, "{body}");
+            shown.push((user.0.clone(), body["data"]["mine"].clone()));
+        }
+    }
+    assert_eq!(shown[..4], shown[4..], "the nodes disagree on `mine`");
+    assert!(shown[0].1.as_i64().is_some_and(|m| m >= 1), "{shown:?}");
+    assert!(shown[3].1.is_null(), "{shown:?}");
 }

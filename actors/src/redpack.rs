@@ -15,7 +15,7 @@ use actix::prelude::*;
 
 use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
 use crate::activity_actor;
-use crate::ledger::{Change, LedgerActor, Leg, Limit, OrderSpec, Outcome, Submit};
+use crate::ledger::{Change, Fence, LedgerActor, Leg, Limit, OrderSpec, Outcome, Submit};
 
 pub use crate::ledger::REWARD_POINTS;
 
@@ -37,6 +37,8 @@ pub struct CardConfig {
     pub window: (u32, u32),
     /// On shelf.
     pub open: bool,
+    /// The lease this actor serves the card under, when several nodes share the database.
+    pub fence: Option<Fence>,
 }
 
 /// What the card's state was when the actor started: today's grabs already committed.
@@ -180,7 +182,7 @@ impl CardActor {
                 detail: serde_json::json!({"card_id": c.card_id, "day": msg.day}).to_string(),
             }),
             expire_lot: None,
-            fence: None,
+            fence: c.fence.clone(),
         }
     }
 }
@@ -300,6 +302,8 @@ pub struct PoolConfig {
     pub starts_at: Option<i64>,
     pub ends_at: Option<i64>,
     pub open: bool,
+    /// The lease this actor serves the pool under, when several nodes share the database.
+    pub fence: Option<Fence>,
 }
 
 /// One committed grab of a pool packet.
@@ -465,7 +469,7 @@ impl Handler<GrabPool> for PoolActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
-            fence: None,
+            fence: c.fence.clone(),
         };
         self.grabbed.insert(msg.user_id);
         self.life.pending += 1;

@@ -15,6 +15,12 @@ use crate::http::ApiDoc;
 
 pub use crate::runtime::{Activities, InFlight, InFlightKeys};
 
+/// Stops serving an activity whose lease this node lost (its keeper could not renew it, or a
+/// commit found a newer owner): its actor stops, and the next request for it goes to the owner.
+pub fn step_down(state: &crate::state::AppState, activity: &str) {
+    redpack::step_down(state, activity);
+}
+
 /// Registers every activity route (000, 003 and admin), recording each in `doc`.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, doc: &mut ApiDoc) {
     redpack::routes(cfg, doc);

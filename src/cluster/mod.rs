@@ -11,6 +11,7 @@
 //!
 //! A single node (SQLite, or Postgres without Redis) owns everything and keeps no lease rows.
 
+pub mod forward;
 pub mod store;
 
 use std::collections::HashMap;
@@ -39,6 +40,14 @@ pub enum Owner {
     Remote { node_id: String, addr: String },
 }
 
+#[derive(Debug, Clone)]
+struct Remote {
+    node_id: String,
+    addr: String,
+    /// Past this instant the holder is read again.
+    until: Instant,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Held {
     epoch: i64,
@@ -54,7 +63,17 @@ pub struct Cluster {
     /// `None` on a single node.
     pool: Option<PgPool>,
     held: Mutex<HashMap<String, Held>>,
+    /// Activities other nodes hold, as last read, until a short while later.
+    remote: Mutex<HashMap<String, Remote>>,
+    /// One lease statement at a time in this process, so two requests for a free activity do
+    /// not both take it (the second would raise the epoch over the first).
+    acquiring: tokio::sync::Mutex<()>,
     lost: broadcast::Sender<String>,
+    /// The keep-alive pool requests are relayed to other nodes through.
+    pub relay_client: reqwest::Client,
+    /// Bounds the requests relayed at once.
+    pub relay_slots: tokio::sync::Semaphore,
+    metrics: Option<crate::metrics::ClusterMetrics>,
 }
 
 /// What `GET /admin/cluster` shows of a node.
@@ -92,7 +111,31 @@ impl Cluster {
             ttl,
             pool,
             held: Mutex::new(HashMap::new()),
+            remote: Mutex::new(HashMap::new()),
+            acquiring: tokio::sync::Mutex::new(()),
             lost: broadcast::channel(LOST_BUFFER).0,
+            relay_client: forward::client().unwrap_or_default(),
+            relay_slots: tokio::sync::Semaphore::new(forward::RELAYS_IN_FLIGHT_MAX),
+            metrics: None,
+        }
+    }
+
+    /// Counts leases, takeovers and fenced changes in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::ClusterMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts a change a commit refused because its activity moved on.
+    pub fn count_fenced(&self) {
+        if let Some(m) = &self.metrics {
+            m.fenced.inc();
+        }
+    }
+
+    fn report_held(&self, held: usize) {
+        if let Some(m) = &self.metrics {
+            m.leases_held.set(i64::try_from(held).unwrap_or(i64::MAX));
         }
     }
 
@@ -130,34 +173,91 @@ impl Cluster {
     }
 
     /// Who serves `activity`: this node if it holds the lease or can take it, else the holder.
+    /// A holder read from the database is remembered for a third of the TTL (at most until its
+    /// lease runs out), so relayed requests do not read the lease row each time.
     pub async fn owner(&self, activity: &str) -> Result<Owner, sqlx::Error> {
-        if let Some(epoch) = self.held_epoch(activity) {
-            return Ok(Owner::Local { epoch });
+        if let Some(owner) = self.known_owner(activity) {
+            return Ok(owner);
         }
         let Some(pool) = &self.pool else {
             return Ok(Owner::Local { epoch: 0 });
         };
+        let _one_at_a_time = self.acquiring.lock().await;
+        if let Some(owner) = self.known_owner(activity) {
+            return Ok(owner);
+        }
         let sent = Instant::now();
         let row = store::acquire(pool, activity, &self.node_id, &self.addr, self.ttl_ms()).await?;
         if row.owner_node == self.node_id {
+            if let Some(m) = &self.metrics {
+                m.takeovers.inc();
+            }
             self.hold(activity, row.epoch, sent);
             Ok(Owner::Local { epoch: row.epoch })
         } else {
             self.step_down(activity);
-            Ok(Owner::Remote {
+            let remaining = Duration::from_millis(u64::try_from(row.expires_in_ms).unwrap_or(0));
+            let remote = Remote {
                 node_id: row.owner_node,
                 addr: row.owner_addr,
-            })
+                until: sent + remaining.min(self.ttl / 3),
+            };
+            let owner = Owner::Remote {
+                node_id: remote.node_id.clone(),
+                addr: remote.addr.clone(),
+            };
+            if let Ok(mut known) = self.remote.lock() {
+                known.insert(activity.to_string(), remote);
+            }
+            Ok(owner)
+        }
+    }
+
+    /// The epoch under which this node serves `activity`, or [`AppError::Elsewhere`] naming the
+    /// node that does (the request is relayed there).
+    pub async fn serve(&self, activity: &str) -> Result<i64, crate::error::AppError> {
+        match self.owner(activity).await? {
+            Owner::Local { epoch } => Ok(epoch),
+            Owner::Remote { addr, .. } => Err(crate::error::AppError::Elsewhere(addr)),
+        }
+    }
+
+    /// The fence for changes decided under `epoch`: none on a single node.
+    pub fn fence(&self, activity: &str, epoch: i64) -> Option<points_actors::Fence> {
+        self.is_clustered().then(|| points_actors::Fence {
+            activity: activity.into(),
+            epoch,
+        })
+    }
+
+    /// The owner this node knows of without asking the database.
+    fn known_owner(&self, activity: &str) -> Option<Owner> {
+        if let Some(epoch) = self.held_epoch(activity) {
+            return Some(Owner::Local { epoch });
+        }
+        let known = self.remote.lock().ok()?;
+        let remote = known.get(activity).filter(|r| Instant::now() < r.until)?;
+        Some(Owner::Remote {
+            node_id: remote.node_id.clone(),
+            addr: remote.addr.clone(),
+        })
+    }
+
+    /// Forgets what this node knew of the activities held at `addr` (a relay there failed), so
+    /// the next request reads their lease rows again and may take the ones that ran out.
+    pub fn forget_holder(&self, addr: &str) {
+        if let Ok(mut known) = self.remote.lock() {
+            known.retain(|_, r| r.addr != addr);
         }
     }
 
     /// Stops serving `activity` (its lease was lost, or a commit found a newer epoch).
     pub fn step_down(&self, activity: &str) {
-        let removed = self
-            .held
-            .lock()
-            .ok()
-            .and_then(|mut held| held.remove(activity));
+        let removed = self.held.lock().ok().and_then(|mut held| {
+            let removed = held.remove(activity);
+            self.report_held(held.len());
+            removed
+        });
         if removed.is_some() {
             let _ = self.lost.send(activity.to_string());
         }
@@ -177,8 +277,12 @@ impl Cluster {
 
     fn hold(&self, activity: &str, epoch: i64, sent: Instant) {
         let valid_until = sent + self.ttl - self.ttl / LEASE_MARGIN_DIVISOR;
+        if let Ok(mut known) = self.remote.lock() {
+            known.remove(activity);
+        }
         if let Ok(mut held) = self.held.lock() {
             held.insert(activity.to_string(), Held { epoch, valid_until });
+            self.report_held(held.len());
         }
     }
 

@@ -25,7 +25,7 @@ impl Center {
             AppError::LimitReached(_) | AppError::Busy => 42900,
             AppError::NotConfigured(_) => 50100,
             AppError::Provider(_) => 50200,
-            AppError::Unavailable(_) => 50300,
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => 50300,
             AppError::Coded(code, _) => *code,
             AppError::Refused(_) => 40910,
         }

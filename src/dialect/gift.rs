@@ -26,7 +26,7 @@ impl Gift {
             AppError::LimitReached(_) | AppError::Busy => 429,
             AppError::NotConfigured(_) => 501,
             AppError::Provider(_) => 502,
-            AppError::Unavailable(_) => 503,
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => 503,
             AppError::Coded(code, _) => *code,
             AppError::Refused(_) => 410,
         }

@@ -24,7 +24,7 @@ impl Mini {
             AppError::LimitReached(_) | AppError::Busy => -429,
             AppError::NotConfigured(_) => -501,
             AppError::Provider(_) => -502,
-            AppError::Unavailable(_) => -503,
+            AppError::Unavailable(_) | AppError::Elsewhere(_) => -503,
             AppError::Coded(code, _) => *code,
             AppError::Refused(_) => -410,
         }

@@ -15,7 +15,8 @@ pub const RADIO_ENTRIES_MAX: usize = 20;
 pub struct Owners {
     // std Mutex: lookups and inserts only.
     pub cards: Mutex<HashMap<i64, CardConfig>>,
-    pub pools: Mutex<HashMap<i64, String>>,
+    /// A pool's app and the lease epoch its actor was started under.
+    pub pools: Mutex<HashMap<i64, (String, i64)>>,
 }
 
 impl Owners {
@@ -24,8 +25,14 @@ impl Owners {
         self.cards.lock().ok()?.get(&id).cloned()
     }
 
+    /// The app of the pool's actor.
     pub fn pool(&self, id: i64) -> Option<String> {
-        self.pools.lock().ok()?.get(&id).cloned()
+        self.pools.lock().ok()?.get(&id).map(|(app, _)| app.clone())
+    }
+
+    /// The lease epoch the pool's actor was started under.
+    pub fn pool_epoch(&self, id: i64) -> Option<i64> {
+        self.pools.lock().ok()?.get(&id).map(|(_, epoch)| *epoch)
     }
 }
 

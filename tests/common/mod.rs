@@ -96,10 +96,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the server on a fresh database, with `tweak` applied to its settings.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logs();
     let (url, dir) = fresh_database(backend).await;
     let mut settings = test_settings(&url);
     tweak(&mut settings);
+    let mut app = spawn_on(settings).await;
+    app._dir = dir;
+    app
+}
+
+/// Starts a server with `settings` (its database already made).
+pub async fn spawn_on(settings: Settings) -> TestApp {
+    init_logs();
+    let url = settings.database_url.clone();
     let app = Application::build(settings)
         .await
         .expect("build application");
@@ -111,7 +119,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         client: client(),
         database_url: url,
         handle,
-        _dir: dir,
+        _dir: None,
     }
 }
 

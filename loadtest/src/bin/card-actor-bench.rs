@@ -104,6 +104,7 @@ fn main() -> Result<()> {
             ticket: 1,
             window: (0, 86_400),
             open: true,
+            fence: None,
         };
         let day = CardDay {
             day: "2026-01-01".into(),

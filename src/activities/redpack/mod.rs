@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::web;
-use points_actors::activity::Retire;
+use points_actors::activity::{ActivityError, Retire};
 use points_actors::redpack::{
     CardActor, CardConfig, CardDay, CardRemaining, CardWin, GrabCard, GrabPool, PoolActor,
     PoolConfig, PoolGrab, PoolView, ShowPool, REWARD_POINTS,
 };
+use points_actors::LedgerError;
 use serde_json::json;
 
 use crate::clock::now_ms;
@@ -134,7 +135,25 @@ fn window(start: &str, end: &str) -> (u32, u32) {
 }
 
 /// The card's actor, started from the database on first use.
-async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, AppError> {
+/// The lease name of a red-packet card.
+pub fn card_activity(card_id: i64) -> String {
+    format!("redpack:card:{card_id}")
+}
+
+/// The card's actor on this node, started under lease `epoch` (a running one started under
+/// another epoch is retired first).
+async fn card_actor(
+    state: &AppState,
+    card_id: i64,
+    epoch: i64,
+) -> Result<Addr<CardActor>, AppError> {
+    let fence = state.cluster.fence(&card_activity(card_id), epoch);
+    let stale = state.activities.owners.card(card_id).is_some_and(|card| {
+        card.fence.as_ref().map(|f| f.epoch) != fence.as_ref().map(|f| f.epoch)
+    });
+    if stale {
+        retire_card(state, card_id);
+    }
     state
         .activities
         .cards
@@ -155,6 +174,7 @@ async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, A
                 ticket: row.ticket,
                 window: window(&row.start_time, &row.end_time),
                 open: row.status == Status::On.code() && session_status == Status::On.code(),
+                fence,
             };
             if let Ok(mut owners) = state.activities.owners.cards.lock() {
                 owners.insert(card_id, config.clone());
@@ -181,8 +201,27 @@ async fn card_actor(state: &AppState, card_id: i64) -> Result<Addr<CardActor>, A
         .await
 }
 
+/// Stops card `card_id`'s actor on this node (an admin change, or its lease moved on); the next
+/// use starts a fresh one from the database.
+fn retire_card(state: &AppState, card_id: i64) {
+    if let Some(actor) = state.activities.cards.forget(&card_id) {
+        actor.do_send(Retire);
+    }
+}
+
+/// Stops serving an activity whose lease this node lost.
+pub fn step_down(state: &AppState, activity: &str) {
+    let id = |prefix: &str| activity.strip_prefix(prefix)?.parse::<i64>().ok();
+    if let Some(card_id) = id("redpack:card:") {
+        retire_card(state, card_id);
+    } else if let Some(pool_id) = id("redpack:pool:") {
+        retire_pool(state, pool_id);
+    }
+}
+
 /// Grabs one packet of card `card_id` in session `batch_id` for the user; answers after the
-/// commit.
+/// commit. On a node that does not own the card the request goes to its owner; a grab the
+/// commit fenced off (the card moved to another node meanwhile) goes there too, once.
 async fn grab_card(
     state: &AppState,
     app_id: &str,
@@ -190,7 +229,33 @@ async fn grab_card(
     card_id: i64,
     batch_id: i64,
 ) -> Result<(), AppError> {
-    let actor = card_actor(state, card_id).await?;
+    let activity = card_activity(card_id);
+    let mut rerouted = false;
+    loop {
+        let epoch = state.cluster.serve(&activity).await?;
+        match grab_owned_card(state, app_id, platform_uid, card_id, batch_id, epoch).await? {
+            Err(ActivityError::Ledger(LedgerError::Fenced { .. })) if !rerouted => {
+                state.cluster.count_fenced();
+                state.cluster.step_down_from(&activity, epoch);
+                retire_card(state, card_id);
+                rerouted = true;
+            }
+            answer => return answer.map_err(AppError::from),
+        }
+    }
+}
+
+/// [`grab_card`] on the node that owns the card, under lease `epoch`: the actor's answer, or
+/// why the grab could not reach it.
+async fn grab_owned_card(
+    state: &AppState,
+    app_id: &str,
+    platform_uid: &str,
+    card_id: i64,
+    batch_id: i64,
+    epoch: i64,
+) -> Result<Result<(), ActivityError>, AppError> {
+    let actor = card_actor(state, card_id, epoch).await?;
     let user = points::user(state, app_id, platform_uid).await?;
     // The card must belong to the caller's app and the named session.
     let card = state
@@ -207,7 +272,7 @@ async fn grab_card(
         None
     };
     let now = Moment::now(&state.clock);
-    actor
+    let answer = actor
         .send(GrabCard {
             user_id: user.id,
             uid: user.platform_uid.clone(),
@@ -217,9 +282,8 @@ async fn grab_card(
             expires_at,
         })
         .await
-        .map_err(|_| AppError::Busy)?
-        .map_err(AppError::from)?;
-    Ok(())
+        .map_err(|_| AppError::Busy)?;
+    Ok(answer.map(|_| ()))
 }
 
 /// The radio's lines for an app: the live list, else the latest wins read from the database.
@@ -251,8 +315,33 @@ async fn radio_lines(state: &AppState, app_id: &str) -> Result<Vec<String>, AppE
 // ---------------------------------------------------------------------------------------------
 // Pools
 
-/// The pool's actor, started from its packets and committed grabs on first use.
-async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, AppError> {
+/// The lease name of a red-packet pool.
+pub fn pool_activity(pool_id: i64) -> String {
+    format!("redpack:pool:{pool_id}")
+}
+
+/// Stops pool `pool_id`'s actor on this node; the next use starts a fresh one from the database.
+fn retire_pool(state: &AppState, pool_id: i64) {
+    if let Some(actor) = state.activities.pools.forget(&pool_id) {
+        actor.do_send(Retire);
+    }
+}
+
+/// The pool's actor, started from its packets and committed grabs on first use, under lease
+/// `epoch` (a running one started under another epoch is retired first).
+async fn pool_actor(
+    state: &AppState,
+    pool_id: i64,
+    epoch: i64,
+) -> Result<Addr<PoolActor>, AppError> {
+    if state
+        .activities
+        .owners
+        .pool_epoch(pool_id)
+        .is_some_and(|e| e != epoch)
+    {
+        retire_pool(state, pool_id);
+    }
     state
         .activities
         .pools
@@ -279,7 +368,7 @@ async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, A
                 });
             }
             if let Ok(mut owners) = state.activities.owners.pools.lock() {
-                owners.insert(pool_id, row.app_id.clone());
+                owners.insert(pool_id, (row.app_id.clone(), epoch));
             }
             let config = PoolConfig {
                 pool_id,
@@ -289,6 +378,7 @@ async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, A
                 starts_at: row.starts_at,
                 ends_at: row.ends_at,
                 open: row.status == Status::On.code(),
+                fence: state.cluster.fence(&pool_activity(pool_id), epoch),
             };
             let hub = Arc::clone(&state.hub);
             let on_grab = Arc::new(move |(pool_id, grab): &(i64, PoolGrab)| {
@@ -302,29 +392,43 @@ async fn pool_actor(state: &AppState, pool_id: i64) -> Result<Addr<PoolActor>, A
         .await
 }
 
-/// Grabs the next packet of pool `pool_id` for the user; the points won.
+/// Grabs the next packet of pool `pool_id` for the user; the points won. On a node that does
+/// not own the pool the request goes to its owner; a grab the commit fenced off goes there too,
+/// once.
 async fn grab_pool(
     state: &AppState,
     app_id: &str,
     platform_uid: &str,
     pool_id: i64,
 ) -> Result<i64, AppError> {
-    let actor = pool_actor(state, pool_id).await?;
-    let user = points::user(state, app_id, platform_uid).await?;
-    if state.activities.owners.pool(pool_id).as_ref() != Some(&user.app_id) {
-        return Err(AppError::NotFound(format!("red-packet pool {pool_id}")));
+    let activity = pool_activity(pool_id);
+    let mut rerouted = false;
+    loop {
+        let epoch = state.cluster.serve(&activity).await?;
+        let actor = pool_actor(state, pool_id, epoch).await?;
+        let user = points::user(state, app_id, platform_uid).await?;
+        if state.activities.owners.pool(pool_id).as_ref() != Some(&user.app_id) {
+            return Err(AppError::NotFound(format!("red-packet pool {pool_id}")));
+        }
+        let answer = actor
+            .send(GrabPool {
+                user_id: user.id,
+                uid: user.platform_uid.clone(),
+                now_ms: now_ms(),
+                expires_at: points::default_expiry(state, &user.app_id).await?,
+            })
+            .await
+            .map_err(|_| AppError::Busy)?;
+        match answer {
+            Err(ActivityError::Ledger(LedgerError::Fenced { .. })) if !rerouted => {
+                state.cluster.count_fenced();
+                state.cluster.step_down_from(&activity, epoch);
+                retire_pool(state, pool_id);
+                rerouted = true;
+            }
+            answer => return answer.map(|grab| grab.amount).map_err(AppError::from),
+        }
     }
-    let grab = actor
-        .send(GrabPool {
-            user_id: user.id,
-            uid: user.platform_uid.clone(),
-            now_ms: now_ms(),
-            expires_at: points::default_expiry(state, &user.app_id).await?,
-        })
-        .await
-        .map_err(|_| AppError::Busy)?
-        .map_err(AppError::from)?;
-    Ok(grab.amount)
 }
 
 /// A pool of `app_id` with its committed state.
@@ -337,7 +441,8 @@ async fn show_pool(
         .await?
         .filter(|r| r.app_id == app_id)
         .ok_or_else(|| AppError::NotFound(format!("red-packet pool {pool_id}")))?;
-    let view = pool_actor(state, pool_id)
+    let epoch = state.cluster.serve(&pool_activity(pool_id)).await?;
+    let view = pool_actor(state, pool_id, epoch)
         .await?
         .send(ShowPool)
         .await
@@ -416,9 +521,7 @@ async fn set_status(
     }
     let retire_cards = |ids: Vec<i64>| {
         for id in ids {
-            if let Some(actor) = state.activities.cards.forget(&id) {
-                actor.do_send(Retire);
-            }
+            retire_card(state, id);
         }
     };
     match table {
@@ -427,11 +530,7 @@ async fn set_status(
             let ids = store::card_ids_of_session(&state.stores.db, id).await?;
             retire_cards(ids);
         }
-        _ => {
-            if let Some(actor) = state.activities.pools.forget(&id) {
-                actor.do_send(Retire);
-            }
-        }
+        _ => retire_pool(state, id),
     }
     Ok(())
 }
