@@ -32,6 +32,9 @@ const POSTGRES_WRITE_CONNECTIONS: u32 = 4;
 /// at most a few deep), one for a batch retried while another still holds its connection, and
 /// one for the leaderboards' profile lookups.
 const POSTGRES_HOT_CONNECTIONS: u32 = 4;
+/// How long a hot-pool transaction may sit idle before Postgres ends it: a ledger batch never
+/// waits that long between its statements unless its process stopped.
+const POSTGRES_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(2);
 /// How long a request waits for a pooled connection before the pool reports a timeout.
 const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -134,13 +137,23 @@ impl Db {
             let read = connect(max_connections).await.with_context(fail)?;
             // Connected on first use. Every statement sent through it has an index path; with
             // sequential scans off, a plan made while a table was small (a fresh database, before
-            // its first analyze) cannot keep scanning the table once it has grown.
+            // its first analyze) cannot keep scanning the table once it has grown. A transaction
+            // left idle (its process paused or cut off mid-batch) is ended by the server, so the
+            // row locks it holds (balances, a lease row) never stall another node for long.
             let hot = PgPoolOptions::new()
                 .max_connections(POSTGRES_HOT_CONNECTIONS)
                 .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
-                        conn.execute("SET enable_seqscan = off").await?;
+                        let idle = POSTGRES_IDLE_IN_TRANSACTION.as_millis();
+                        conn.execute(
+                            format!(
+                                "SET enable_seqscan = off; \
+                                 SET idle_in_transaction_session_timeout = {idle}"
+                            )
+                            .as_str(),
+                        )
+                        .await?;
                         Ok(())
                     })
                 })
