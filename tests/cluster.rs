@@ -575,3 +575,99 @@ async fn a_pool_on_two_nodes_hands_out_every_packet_once_and_both_show_the_same(
     assert!(shown[0].1.as_i64().is_some_and(|m| m >= 1), "{shown:?}");
     assert!(shown[3].1.is_null(), "{shown:?}");
 }
+
+#[actix_web::test]
+async fn a_lottery_board_is_drawn_on_its_owner_and_an_admin_change_on_any_node_reaches_it() {
+    use serde_json::json;
+
+    let (Ok(redis), true) = (
+        std::env::var("TEST_REDIS_URL"),
+        backends().contains(&Backend::Postgres),
+    ) else {
+        return;
+    };
+    let (url, _) = common::fresh_database(Backend::Postgres).await;
+    let a = cluster_node(&url, &redis, "node-a").await;
+    let b = cluster_node(&url, &redis, "node-b").await;
+    let nodes = [&a, &b];
+    let board = |daily_limit: i64| {
+        json!({"app_id": "default", "ticket": 0, "daily_limit": daily_limit, "prizes": [
+            {"level": 1, "name": "5积分", "reward_type": "积分", "icon": "https://x/1.png",
+             "sum": 20, "amount": 5, "rate": 0.5},
+            {"level": 2, "name": "谢谢参与", "reward_type": "积分", "icon": "https://x/2.png",
+             "sum": 0, "amount": 0, "rate": 0.5}]})
+    };
+    let admin = [("X-Admin-Key", ADMIN_KEY)];
+    let (_, saved) = a.post("/admin/lottery", &admin, &board(3)).await;
+    assert_eq!(saved["status"], true, "{saved}");
+    let mut users = Vec::new();
+    for i in 0..30 {
+        users.push(nodes[i % 2].login(&format!("draw-{i}")).await);
+    }
+    let call = |node: &common::TestApp, path: &str, user: &(String, String)| {
+        let (node, path, user) = (node.url(path), path.to_string(), user.clone());
+        async move {
+            let (_, body) = common::send_json(
+                common::client()
+                    .post(node)
+                    .header("Authorization", &user.1)
+                    .json(&json!({"app_id": "default", "user_id": user.0})),
+            )
+            .await;
+            assert_eq!(body["status"], true, "{path}: {body}");
+            body
+        }
+    };
+
+    // Every user draws its three draws, each on the other node than the last.
+    let mut draws = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        for d in 0..3 {
+            draws.push(call(nodes[(i + d) % 2], "/v2/lottery/do.json", user));
+        }
+    }
+    futures_util::future::join_all(draws).await;
+    let db = Db::connect(&url, 2).await.expect("db");
+    let (won, by_users): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM ledger_entries WHERE kind = 'lottery'",
+    )
+    .fetch_one(&db.read)
+    .await
+    .expect("draws");
+    assert_eq!(
+        (won, by_users),
+        (90, 30),
+        "each user drew exactly its daily limit"
+    );
+    let (_, view) = b.get("/admin/cluster", &admin).await;
+    let lease = view["data"]["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .find(|l| l["activity"] == "lottery:default")
+        .cloned()
+        .unwrap_or_else(|| panic!("no lease for the board: {view}"));
+    assert_eq!(lease["epoch"], 1, "{view}");
+
+    // The owner keeps the board in memory; a new daily limit saved through the other node ends
+    // the owner's lease, and the owner steps down at its next renewal (a third of the TTL):
+    // from then on both nodes answer from the new board.
+    let other = if lease["node_id"] == "node-a" { &b } else { &a };
+    let (_, saved) = other.post("/admin/lottery", &admin, &board(5)).await;
+    assert_eq!(saved["status"], true, "{saved}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(6) / 3 + Duration::from_secs(1);
+    loop {
+        let mut left = Vec::new();
+        for node in nodes {
+            left.push(call(node, "/v2/lottery/show.json", &users[0]).await["left_times"].clone());
+        }
+        if left == [json!(2), json!(2)] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new board did not reach both nodes: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -13,7 +13,7 @@ use actix::prelude::*;
 
 use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
 use crate::activity_actor;
-use crate::ledger::{Change, LedgerActor, LedgerError, Limit, OrderSpec, Outcome, Submit};
+use crate::ledger::{Change, Fence, LedgerActor, LedgerError, Limit, OrderSpec, Outcome, Submit};
 
 /// Most boxes one app holds.
 pub const BOXES_MAX: usize = 20;
@@ -42,6 +42,8 @@ pub struct BoxSpec {
 pub struct BoxConfig {
     pub app_id: String,
     pub boxes: Vec<BoxSpec>,
+    /// The lease this actor serves the boxes under, when several nodes share the database.
+    pub fence: Option<Fence>,
 }
 
 /// The boxes' state when the actor starts, read from the database.
@@ -164,7 +166,7 @@ impl BoxActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
-            fence: None,
+            fence: c.fence.clone(),
         };
         match payout {
             BoxPayout::External(units) => {

@@ -15,7 +15,9 @@ use actix::prelude::*;
 use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
 use crate::activity_actor;
 use crate::ledger::REWARD_POINTS;
-use crate::ledger::{Change, LedgerActor, LedgerError, Leg, Limit, OrderSpec, Outcome, Submit};
+use crate::ledger::{
+    Change, Fence, LedgerActor, LedgerError, Leg, Limit, OrderSpec, Outcome, Submit,
+};
 
 /// Rates are stored as integer parts of this whole, so "the rates add up to exactly 1" is an
 /// exact integer comparison instead of a floating-point one.
@@ -57,6 +59,8 @@ pub struct LotteryConfig {
     /// On shelf.
     pub open: bool,
     pub prizes: Vec<Prize>,
+    /// The lease this actor serves the board under, when several nodes share the database.
+    pub fence: Option<Fence>,
 }
 
 /// One user's draws on the current day.
@@ -215,7 +219,7 @@ impl LotteryActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
-            fence: None,
+            fence: self.config.fence.clone(),
         };
         if let Some(p) = prize {
             let points = p.reward_type == REWARD_POINTS;

@@ -18,7 +18,13 @@ pub use crate::runtime::{Activities, InFlight, InFlightKeys};
 /// Stops serving an activity whose lease this node lost (its keeper could not renew it, or a
 /// commit found a newer owner): its actor stops, and the next request for it goes to the owner.
 pub fn step_down(state: &crate::state::AppState, activity: &str) {
-    redpack::step_down(state, activity);
+    if let Some(app_id) = activity.strip_prefix("lottery:") {
+        lottery::retire_board(state, app_id);
+    } else if let Some(app_id) = activity.strip_prefix("blindbox:") {
+        blindbox::retire_set(state, app_id);
+    } else {
+        redpack::step_down(state, activity);
+    }
 }
 
 /// Registers every activity route (000, 003 and admin), recording each in `doc`.

@@ -222,6 +222,20 @@ impl Cluster {
         }
     }
 
+    /// Makes whichever node serves `activity` give it up (an admin change to it): its lease ends
+    /// and its epoch grows, so the next request, on any node, starts it afresh from the database.
+    /// This node's own actor is the caller's to retire. Nothing to do on a single node.
+    pub async fn revoke(&self, activity: &str) -> Result<(), sqlx::Error> {
+        let Some(pool) = &self.pool else {
+            return Ok(());
+        };
+        self.step_down(activity);
+        if let Ok(mut known) = self.remote.lock() {
+            known.remove(activity);
+        }
+        store::revoke(pool, activity).await
+    }
+
     /// The fence for changes decided under `epoch`: none on a single node.
     pub fn fence(&self, activity: &str, epoch: i64) -> Option<points_actors::Fence> {
         self.is_clustered().then(|| points_actors::Fence {

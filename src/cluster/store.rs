@@ -133,6 +133,19 @@ pub(super) async fn release(pool: &PgPool, node_id: &str) -> sqlx::Result<u64> {
     )
 }
 
+/// Ends `activity`'s lease and raises its epoch, whoever holds it: the holder's next commit or
+/// renewal finds the epoch moved on and steps down, and the next request starts the activity
+/// afresh from the database (after an admin change to it).
+pub(super) async fn revoke(pool: &PgPool, activity: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE activity_leases SET epoch = epoch + 1, lease_until = 0 WHERE activity = $1",
+    )
+    .bind(activity)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A node's row.
 #[derive(Debug, Clone, FromRow)]
 pub struct NodeRow {

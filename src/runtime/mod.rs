@@ -38,6 +38,34 @@ pub struct Activities {
     pub task_finishes: KeyLocks,
     /// Handles whose type a slice defines (the morning rounds and their rules).
     pub slots: Slots,
+    /// The lease epoch each running activity actor of this node was started under, by activity
+    /// name (`lottery:<app>`, ...), so a request under a newer epoch replaces a stale actor.
+    pub epochs: Epochs,
+}
+
+/// Lease epochs of running actors, by activity name.
+#[derive(Default)]
+pub struct Epochs {
+    // std Mutex: lookups and inserts only, never held across an await.
+    epochs: Mutex<HashMap<String, i64>>,
+}
+
+impl Epochs {
+    /// Records that `activity`'s actor runs under `epoch`.
+    pub fn record(&self, activity: &str, epoch: i64) {
+        if let Ok(mut epochs) = self.epochs.lock() {
+            epochs.insert(activity.to_string(), epoch);
+        }
+    }
+
+    /// Whether `activity`'s running actor was started under another epoch than `epoch`.
+    pub fn is_stale(&self, activity: &str, epoch: i64) -> bool {
+        self.epochs
+            .lock()
+            .ok()
+            .and_then(|epochs| epochs.get(activity).copied())
+            .is_some_and(|started| started != epoch)
+    }
 }
 
 /// One value per type, made on first use: a slice keeps its own handle type here without the

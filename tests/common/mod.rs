@@ -215,6 +215,11 @@ impl TestApp {
     }
 }
 
+/// Sends `req`; returns the HTTP status and the JSON body (Null if not JSON).
+pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, Value) {
+    send(req, &[]).await
+}
+
 /// Sends `req` with `headers`; returns the HTTP status and the JSON body (Null if not JSON).
 async fn send(mut req: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> (u16, Value) {
     for (k, v) in headers {

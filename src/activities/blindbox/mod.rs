@@ -96,9 +96,27 @@ async fn opened_on(
     Ok(opened)
 }
 
-/// The app's box actor, started from the database on first use.
-async fn box_actor(state: &AppState, app_id: &str) -> Result<Addr<BoxActor>, AppError> {
-    state
+/// The lease name of an app's blind boxes.
+pub fn set_activity(app_id: &str) -> String {
+    format!("blindbox:{app_id}")
+}
+
+/// Stops the app's box actor on this node; the next use starts one from the database.
+pub(crate) fn retire_set(state: &AppState, app_id: &str) {
+    if let Some(old) = state.activities.boxes.forget(&app_id.to_string()) {
+        old.do_send(Retire);
+    }
+}
+
+/// The app's box actor on the node that owns the boxes, started from the database on first use,
+/// and the lease epoch it serves under; on another node, [`AppError::Elsewhere`].
+async fn box_actor(state: &AppState, app_id: &str) -> Result<(Addr<BoxActor>, i64), AppError> {
+    let activity = set_activity(app_id);
+    let epoch = state.cluster.serve(&activity).await?;
+    if state.activities.epochs.is_stale(&activity, epoch) {
+        retire_set(state, app_id);
+    }
+    let actor = state
         .activities
         .boxes
         .get_or_start(&app_id.to_string(), || async {
@@ -112,10 +130,13 @@ async fn box_actor(state: &AppState, app_id: &str) -> Result<Addr<BoxActor>, App
             let config = BoxConfig {
                 app_id: app_id.to_string(),
                 boxes,
+                fence: state.cluster.fence(&activity, epoch),
             };
+            state.activities.epochs.record(&activity, epoch);
             Ok::<_, AppError>(BoxActor::new(config, today, state.ledger.clone()))
         })
-        .await
+        .await?;
+    Ok((actor, epoch))
 }
 
 /// Stores the app's new list of boxes, then retires the running actor so the next request starts
@@ -124,7 +145,8 @@ async fn replace_boxes(state: &AppState, app_id: &str, boxes: &[BoxSpec]) -> Res
     let now = now_ms();
     store::save_boxes(&state.stores.db, app_id, boxes, now).await?;
     // The running actor holds the old list: stop it once its pending openings are answered, so
-    // the next request starts one from the new list.
+    // the next request starts one from the new list; on another node, end its lease.
+    state.cluster.revoke(&set_activity(app_id)).await?;
     if let Some(old) = state.activities.boxes.forget(&app_id.to_string()) {
         // An error only means the actor already stopped.
         let _ = old.send(Retire).await;

@@ -3,11 +3,12 @@
 use actix_web::web;
 use points_actors::activity::{ActivityError, Refusal};
 use points_actors::blindbox::{BoxPayout, OpenBox, ShowBoxes};
+use points_actors::LedgerError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{box_actor, finished_tasks_today};
+use super::{box_actor, finished_tasks_today, retire_set, set_activity};
 use crate::clock::Moment;
 use crate::dialect::gift::{ok, ok_with, own_user, Gift, Reply, UserReq};
 use crate::dialect::GET_POST;
@@ -53,7 +54,7 @@ pub struct BoxGetData {
 async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
-    let actor = box_actor(&state, &caller.session.app_id).await?;
+    let (actor, _) = box_actor(&state, &caller.session.app_id).await?;
     let done = finished_tasks_today(&state, caller.session.user_id).await?;
     let boxes = actor
         .send(ShowBoxes {
@@ -97,24 +98,39 @@ async fn get(
         .filter(|n| !n.is_empty())
         .ok_or_else(|| AppError::missing("box_name"))?;
     let app_id = caller.session.app_id.clone();
-    let actor = box_actor(&state, &app_id).await?;
     let done = finished_tasks_today(&state, caller.session.user_id).await?;
     let expires_at = points::default_expiry(&state, &app_id).await?;
-    let opened = actor
-        .send(OpenBox {
-            user_id: caller.session.user_id,
-            box_name: box_name.clone(),
-            day: Moment::now(&state.clock).day,
-            done_tasks: done,
-            expires_at,
-        })
-        .await?
-        .map_err(|e| match e {
-            ActivityError::Refused(Refusal::Other { .. }) => {
-                AppError::NotFound(format!("blind box {box_name:?}"))
-            }
-            other => other.into(),
-        })?;
+    let open = || async {
+        let (actor, epoch) = box_actor(&state, &app_id).await?;
+        let answer = actor
+            .send(OpenBox {
+                user_id: caller.session.user_id,
+                box_name: box_name.clone(),
+                day: Moment::now(&state.clock).day,
+                done_tasks: done,
+                expires_at,
+            })
+            .await?;
+        Ok::<_, AppError>((answer, epoch))
+    };
+    let (mut answer, epoch) = open().await?;
+    if matches!(
+        answer,
+        Err(ActivityError::Ledger(LedgerError::Fenced { .. }))
+    ) {
+        // The boxes moved to another node while this opening was decided: nothing was
+        // written; step down and open where the boxes are now.
+        state.cluster.count_fenced();
+        state.cluster.step_down_from(&set_activity(&app_id), epoch);
+        retire_set(&state, &app_id);
+        answer = open().await?.0;
+    }
+    let opened = answer.map_err(|e| match e {
+        ActivityError::Refused(Refusal::Other { .. }) => {
+            AppError::NotFound(format!("blind box {box_name:?}"))
+        }
+        other => other.into(),
+    })?;
     let (kind, amount) = match opened.payout {
         BoxPayout::External(units) => ("alipay_point", units),
         BoxPayout::Points(points) => ("point", points),

@@ -81,9 +81,30 @@ async fn draws_of_day(state: &AppState, app_id: &str, day: &str) -> Result<Lotte
     Ok(out)
 }
 
-/// The app's board actor, started from the database on first use.
-async fn board_actor(state: &AppState, app_id: &str) -> Result<Addr<LotteryActor>, AppError> {
-    state
+/// The lease name of an app's lottery board.
+pub fn board_activity(app_id: &str) -> String {
+    format!("lottery:{app_id}")
+}
+
+/// Stops the app's board actor on this node; the next use starts one from the database.
+pub(crate) fn retire_board(state: &AppState, app_id: &str) {
+    if let Some(old) = state.activities.lotteries.forget(&app_id.to_string()) {
+        old.do_send(Retire);
+    }
+}
+
+/// The app's board actor on the node that owns the board, started from the database on first
+/// use, and the lease epoch it serves under; on another node, [`AppError::Elsewhere`].
+pub(crate) async fn board_actor(
+    state: &AppState,
+    app_id: &str,
+) -> Result<(Addr<LotteryActor>, i64), AppError> {
+    let activity = board_activity(app_id);
+    let epoch = state.cluster.serve(&activity).await?;
+    if state.activities.epochs.is_stale(&activity, epoch) {
+        retire_board(state, app_id);
+    }
+    let actor = state
         .activities
         .lotteries
         .get_or_start(&app_id.to_string(), || async {
@@ -100,10 +121,13 @@ async fn board_actor(state: &AppState, app_id: &str) -> Result<Addr<LotteryActor
                 daily_limit: board.daily_limit,
                 open: board.status == Status::On.code(),
                 prizes: board.prizes,
+                fence: state.cluster.fence(&activity, epoch),
             };
+            state.activities.epochs.record(&activity, epoch);
             Ok::<_, AppError>(LotteryActor::new(config, today, state.ledger.clone()))
         })
-        .await
+        .await?;
+    Ok((actor, epoch))
 }
 
 /// Stores the app's new board, then retires the running actor so the next draw starts one from
@@ -128,7 +152,8 @@ async fn replace_board(
     )
     .await?;
     // The running actor holds the old board: stop it once its pending draws are answered, so
-    // the next draw starts one from the new configuration.
+    // the next draw starts one from the new configuration; on another node, end its lease.
+    state.cluster.revoke(&board_activity(app_id)).await?;
     if let Some(old) = state.activities.lotteries.forget(&app_id.to_string()) {
         // An error only means the actor already stopped.
         let _ = old.send(Retire).await;

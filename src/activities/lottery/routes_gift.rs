@@ -1,12 +1,14 @@
 //! The lottery's 000 routes: `v2/lottery/show.json` and `v2/lottery/do.json`.
 
 use actix_web::web;
+use points_actors::activity::ActivityError;
 use points_actors::lottery::{Draw, ShowLottery};
+use points_actors::LedgerError;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::board_actor;
+use super::{board_activity, board_actor, retire_board};
 use crate::clock::Moment;
 use crate::dialect::gift::{ok_with, own_user, Gift, Reply, UserReq};
 use crate::dialect::GET_POST;
@@ -35,7 +37,7 @@ pub struct LotteryDrawData {
 async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
-    let actor = board_actor(&state, &caller.session.app_id).await?;
+    let (actor, _) = board_actor(&state, &caller.session.app_id).await?;
     let view = actor
         .send(ShowLottery {
             user_id: Some(caller.session.user_id),
@@ -65,16 +67,33 @@ async fn draw(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
     let app_id = caller.session.app_id.clone();
-    let actor = board_actor(&state, &app_id).await?;
     let expires_at = points::default_expiry(&state, &app_id).await?;
-    let result = actor
-        .send(Draw {
-            user_id: caller.session.user_id,
-            day: Moment::now(&state.clock).day,
-            expires_at,
-        })
-        .await?
-        .map_err(AppError::from)?;
+    let draw = || async {
+        let (actor, epoch) = board_actor(&state, &app_id).await?;
+        let answer = actor
+            .send(Draw {
+                user_id: caller.session.user_id,
+                day: Moment::now(&state.clock).day,
+                expires_at,
+            })
+            .await?;
+        Ok::<_, AppError>((answer, epoch))
+    };
+    let (mut answer, epoch) = draw().await?;
+    if matches!(
+        answer,
+        Err(ActivityError::Ledger(LedgerError::Fenced { .. }))
+    ) {
+        // The board moved to another node while this draw was decided: nothing was written;
+        // step down and draw where the board is now.
+        state.cluster.count_fenced();
+        state
+            .cluster
+            .step_down_from(&board_activity(&app_id), epoch);
+        retire_board(&state, &app_id);
+        answer = draw().await?.0;
+    }
+    let result = answer.map_err(AppError::from)?;
     Ok(match result.prize {
         Some(p) => ok_with(
             json!(LotteryDrawData {

@@ -519,18 +519,22 @@ async fn set_status(
     if changed == 0 {
         return Err(AppError::NotFound(format!("{table} {id}")));
     }
-    let retire_cards = |ids: Vec<i64>| {
-        for id in ids {
-            retire_card(state, id);
-        }
+    // This node's actors stop; on another node, the lease ends so its owner steps down.
+    let (cards, pools) = match table {
+        "redpack_cards" => (vec![id], vec![]),
+        "redpack_sessions" => (
+            store::card_ids_of_session(&state.stores.db, id).await?,
+            vec![],
+        ),
+        _ => (vec![], vec![id]),
     };
-    match table {
-        "redpack_cards" => retire_cards(vec![id]),
-        "redpack_sessions" => {
-            let ids = store::card_ids_of_session(&state.stores.db, id).await?;
-            retire_cards(ids);
-        }
-        _ => retire_pool(state, id),
+    for card_id in cards {
+        state.cluster.revoke(&card_activity(card_id)).await?;
+        retire_card(state, card_id);
+    }
+    for pool_id in pools {
+        state.cluster.revoke(&pool_activity(pool_id)).await?;
+        retire_pool(state, pool_id);
     }
     Ok(())
 }
