@@ -52,7 +52,8 @@ SCENARIOS:
 
 OPTIONS:
     --url URL             server base URL; the host must be loopback (127.0.0.0/8, localhost
-                          or [::1])                                  [default: http://127.0.0.1:8080]
+                          or [::1]); given several times, requests go to each in turn (the
+                          nodes of a cluster; setup uses the first) [default: http://127.0.0.1:8080]
     --admin-key KEY       X-Admin-Key for core/* routes     [default: $POINTS_ADMIN_KEY or dev-admin-key]
     --concurrency C       closed-loop workers                                           [default: 64]
     --requests N          closed-loop request budget                                 [default: 20000]
@@ -112,8 +113,10 @@ impl Scenario {
 #[derive(Clone, Debug)]
 pub struct Options {
     pub scenario: Scenario,
-    /// Base URL without a trailing slash, already checked to be loopback.
+    /// Base URL without a trailing slash, already checked to be loopback: the first `--url`.
     pub base_url: String,
+    /// Every `--url`, in order; requests go to each in turn.
+    pub base_urls: Vec<String>,
     pub admin_key: String,
     pub label: String,
     pub json: bool,
@@ -140,7 +143,7 @@ pub enum Command {
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     let mut scenario = None;
-    let mut url = URL_DEFAULT.to_string();
+    let mut urls: Vec<String> = Vec::new();
     let mut admin_key = None;
     let mut label = "-".to_string();
     let mut json = false;
@@ -164,7 +167,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
             "-h" | "--help" => return Ok(Command::Help),
             "--json" => json = true,
             "--no-header" => no_header = true,
-            "--url" => url = value("--url")?,
+            "--url" => urls.push(value("--url")?),
             "--admin-key" => admin_key = Some(value("--admin-key")?),
             "--label" => label = value("--label")?,
             "--json-out" => json_out = Some(value("--json-out")?),
@@ -191,7 +194,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     }
 
     let scenario = scenario.context("missing scenario (ledger, trivial or ledger-rate)")?;
-    let base_url = check_loopback_url(&url)?;
+    if urls.is_empty() {
+        urls.push(URL_DEFAULT.to_string());
+    }
+    let base_urls = urls
+        .iter()
+        .map(|u| check_loopback_url(u))
+        .collect::<Result<Vec<_>>>()?;
+    let base_url = base_urls[0].clone();
     let admin_key = match admin_key {
         Some(key) => key,
         None => std::env::var("POINTS_ADMIN_KEY").unwrap_or_else(|_| ADMIN_KEY_DEFAULT.into()),
@@ -238,6 +248,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command> {
     Ok(Command::Run(Box::new(Options {
         scenario,
         base_url,
+        base_urls,
         admin_key,
         label,
         json,

@@ -38,6 +38,8 @@ pub struct Target {
     client: Client,
     scenario: Scenario,
     url: String,
+    /// The scenario's URL on every target, requests going to each in turn.
+    urls: Vec<String>,
     admin_key: String,
     /// Distinguishes this run's idempotency keys from any earlier run against the same database.
     run_id: String,
@@ -64,6 +66,11 @@ impl Target {
             client,
             scenario: options.scenario,
             url: format!("{}{}", options.base_url, path),
+            urls: options
+                .base_urls
+                .iter()
+                .map(|base| format!("{base}{path}"))
+                .collect(),
             admin_key: options.admin_key.clone(),
             run_id: format!("{nanos:x}{:x}", std::process::id()),
             users: options.users,
@@ -119,9 +126,15 @@ impl Target {
     pub async fn send(&self, seq: u64) -> Outcome {
         match self.scenario {
             Scenario::Ledger | Scenario::LedgerRate => self.send_grant(seq).await,
-            Scenario::Trivial => self.send_healthz().await,
+            Scenario::Trivial => self.send_healthz(seq).await,
             Scenario::Redpack => self.send_grab(seq).await,
         }
+    }
+
+    /// The scenario's URL for request `seq`: the targets take turns.
+    fn url_for(&self, seq: u64) -> &str {
+        let turn = usize::try_from(seq).unwrap_or_default() % self.urls.len().max(1);
+        self.urls.get(turn).unwrap_or(&self.url)
     }
 
     /// POSTs JSON to `path` with `headers`; the answer's envelope must say `status: true`.
@@ -238,7 +251,7 @@ impl Target {
             .unwrap_or_default();
         let sent = self
             .client
-            .post(&self.url)
+            .post(self.url_for(seq))
             .header(reqwest::header::AUTHORIZATION, token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
@@ -305,7 +318,7 @@ impl Target {
         );
         let sent = self
             .client
-            .post(&self.url)
+            .post(self.url_for(seq))
             .header("X-Admin-Key", &self.admin_key)
             .header("Idempotency-Key", format!("lt-{}-{seq}", self.run_id))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -324,8 +337,8 @@ impl Target {
         classify_envelope(status, &bytes)
     }
 
-    async fn send_healthz(&self) -> Outcome {
-        let response = match self.client.get(&self.url).send().await {
+    async fn send_healthz(&self, seq: u64) -> Outcome {
+        let response = match self.client.get(self.url_for(seq)).send().await {
             Ok(response) => response,
             Err(error) => return Outcome::Error(transport_error_kind(&error)),
         };
