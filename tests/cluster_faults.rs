@@ -1,8 +1,9 @@
 //! Three node processes on one Postgres and one Redis, a red-packet storm spread round-robin
-//! over them, and the failures that must lose nothing: the card's owner killed mid-storm, and
-//! the owner paused for longer than its lease. Every scenario checks that no packet is granted
-//! twice, that every acknowledged grab is in the database, that the books add up and that the
-//! lease's epoch only grew.
+//! over them, and the failures that must lose nothing: the card's owner killed mid-storm, the
+//! owner paused for longer than its lease, and every database connection terminated. Every
+//! scenario checks that no packet is granted twice, that every acknowledged grab is in the
+//! database, that the books add up and that the counters stay within the stock; the owner
+//! scenarios also check that the lease's epoch only grew.
 
 mod common;
 
@@ -414,4 +415,51 @@ async fn pausing_the_owner_past_its_lease_fences_it_and_loses_nothing() {
         .unwrap_or_default()
         .to_string();
     eprintln!("paused owner {owner} (epoch {epoch}) -> {new_owner} (epoch {new_epoch}); {fenced}");
+}
+
+#[actix_web::test]
+async fn terminating_every_database_connection_mid_storm_loses_no_grab() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let (batch, card, users) = card_and_users(&cluster).await;
+    let admin_db = Db::connect(&cluster.url, 1).await.expect("db");
+    let terminated = Arc::new(Mutex::new(None));
+    let report = Arc::clone(&terminated);
+
+    // Act: the storm; once 60 grabs are acknowledged every connection of every node to the
+    // database is terminated (as a database failover would).
+    let mut seen = storm(&cluster, &users, batch, card, 60, move || {
+        actix_web::rt::spawn(async move {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(&admin_db.write)
+            .await
+            .expect("terminate");
+            *report.lock().expect("report") = Some((n, Instant::now()));
+        });
+    })
+    .await;
+
+    // Assert: connections were terminated while grabs were still coming, the nodes
+    // reconnected and acknowledged grabs sent after it, and nothing was lost or doubled.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (killed, at) = loop {
+        if let Some(done) = *terminated.lock().expect("terminated") {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "the terminations never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(killed > 0, "no connection was terminated");
+    let after = seen.acked.iter().filter(|(_, sent, _)| *sent > at).count();
+    assert!(
+        after > 0,
+        "no grab was acknowledged after the connections were terminated"
+    );
+    eprintln!("{killed} connections terminated; {after} grabs acknowledged after");
+    seen.acked.sort_by_key(|(u, _, _)| *u);
+    assert_nothing_lost_or_doubled(&cluster.url, card, &users, &seen).await;
 }
