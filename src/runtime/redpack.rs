@@ -25,6 +25,13 @@ impl Owners {
         self.cards.lock().ok()?.get(&id).cloned()
     }
 
+    /// The lease epoch the card's actor was started under (`Some(None)`: unfenced, a single
+    /// node), if it was started.
+    pub fn card_epoch(&self, id: i64) -> Option<Option<i64>> {
+        let cards = self.cards.lock().ok()?;
+        cards.get(&id).map(|c| c.fence.as_ref().map(|f| f.epoch))
+    }
+
     /// The app of the pool's actor.
     pub fn pool(&self, id: i64) -> Option<String> {
         self.pools.lock().ok()?.get(&id).map(|(app, _)| app.clone())

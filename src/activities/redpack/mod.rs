@@ -134,7 +134,6 @@ fn window(start: &str, end: &str) -> (u32, u32) {
     )
 }
 
-/// The card's actor, started from the database on first use.
 /// The lease name of a red-packet card.
 pub fn card_activity(card_id: i64) -> String {
     format!("redpack:card:{card_id}")
@@ -148,10 +147,8 @@ async fn card_actor(
     epoch: i64,
 ) -> Result<Addr<CardActor>, AppError> {
     let fence = state.cluster.fence(&card_activity(card_id), epoch);
-    let stale = state.activities.owners.card(card_id).is_some_and(|card| {
-        card.fence.as_ref().map(|f| f.epoch) != fence.as_ref().map(|f| f.epoch)
-    });
-    if stale {
+    let started = state.activities.owners.card_epoch(card_id);
+    if started.is_some_and(|epoch| epoch != fence.as_ref().map(|f| f.epoch)) {
         retire_card(state, card_id);
     }
     state

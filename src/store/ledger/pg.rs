@@ -15,29 +15,50 @@ use sqlx::{FromRow, PgPool, Postgres, Row, Transaction};
 use super::{entry_ids, outcomes, BatchReads, StoredKeys, StoredRow};
 use crate::clock::now_ms;
 
-/// Locks the batch's existing balance rows in user order, reads the entries already stored
-/// under its keys and reads the lease rows its changes are fenced with (`$3`) `FOR SHARE`, in one
-/// statement. The share lock makes a takeover (which updates the row) wait for this batch's
-/// commit, so no change decided under an old epoch commits after a newer owner took over; a row
-/// updated while this statement waited for it is read as it is now. The key read uses the
-/// statement's snapshot, taken before any lock wait: if another process commits one of these
-/// keys while this batch waits for its lock, the key is missed here, the insert then hits the
-/// unique index, and the batch fails and is tried again, when the key is visible.
-const LOCK_AND_READ_KEYS: &str = "\
-WITH locked AS (SELECT user_id, balance FROM balances WHERE user_id = ANY($1::bigint[]) \
-                ORDER BY user_id FOR UPDATE), \
-fences AS (SELECT activity, epoch FROM activity_leases WHERE activity = ANY($3::text[]) \
-           ORDER BY activity FOR SHARE) \
-SELECT user_id AS locked_user, balance, NULL::text AS app_id, NULL::text AS idem_key, \
-       NULL::bigint AS user_id, NULL::bigint AS amount, NULL::text AS kind, \
-       NULL::text AS reference, NULL::bigint AS id, NULL::bigint AS balance_after, \
-       NULL::bigint AS created_at, NULL::text AS activity, NULL::bigint AS epoch FROM locked \
-UNION ALL \
-SELECT NULL, NULL, app_id, idem_key, user_id, amount, kind, reference, id, balance_after, \
-       created_at, NULL, NULL FROM ledger_entries WHERE idem_key = ANY($2::text[]) \
-UNION ALL \
-SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, activity, epoch \
-FROM fences";
+/// Locks the batch's existing balance rows in user order and reads the entries already stored
+/// under its keys, in one statement. The key read uses the statement's snapshot, taken before
+/// any lock wait: if another process commits one of these keys while this batch waits for its
+/// lock, the key is missed here, the insert then hits the unique index, and the batch fails and
+/// is tried again, when the key is visible.
+const LOCK_AND_READ_KEYS: &str = concat!(lock_and_read_keys!(), "");
+
+/// [`LOCK_AND_READ_KEYS`] for a batch with fenced changes: it also reads the lease rows its
+/// changes are fenced with (`$3`) `FOR SHARE`. The share lock makes a takeover (which updates
+/// the row) wait for this batch's commit, so no change decided under an old epoch commits after
+/// a newer owner took over; a row updated while this statement waited for it is read as it is
+/// now. A batch without fences (a single node, or only unleased changes) skips the lease table.
+const LOCK_READ_KEYS_AND_FENCES: &str = concat!(
+    lock_and_read_keys!(
+        ", fences AS (SELECT activity, epoch FROM activity_leases \
+         WHERE activity = ANY($3::text[]) ORDER BY activity FOR SHARE)"
+    ),
+    " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+     activity, epoch FROM fences"
+);
+
+/// The balance locks and the stored-key read, with more CTEs after `locked` if given.
+macro_rules! lock_and_read_keys {
+    () => {
+        lock_and_read_keys!("")
+    };
+    ($more_ctes:expr) => {
+        concat!(
+            "WITH locked AS (SELECT user_id, balance FROM balances \
+             WHERE user_id = ANY($1::bigint[]) ORDER BY user_id FOR UPDATE)",
+            $more_ctes,
+            " SELECT user_id AS locked_user, balance, NULL::text AS app_id, \
+             NULL::text AS idem_key, NULL::bigint AS user_id, NULL::bigint AS amount, \
+             NULL::text AS kind, NULL::text AS reference, NULL::bigint AS id, \
+             NULL::bigint AS balance_after, NULL::bigint AS created_at, NULL::text AS activity, \
+             NULL::bigint AS epoch FROM locked \
+             UNION ALL \
+             SELECT NULL, NULL, app_id, idem_key, user_id, amount, kind, reference, id, \
+             balance_after, created_at, NULL, NULL FROM ledger_entries \
+             WHERE idem_key = ANY($2::text[])"
+        )
+    };
+}
+use lock_and_read_keys;
 
 /// Creates the balance rows of first-time users at zero and locks them, in user order:
 /// `DO UPDATE` takes the row lock that `SELECT ... FOR UPDATE` would (a row another process just
@@ -115,13 +136,21 @@ pub(super) async fn commit_batch(
 
     let users: Vec<i64> = reads.users.iter().copied().collect();
     let keys: Vec<&str> = reads.keys.iter().copied().collect();
-    let fences: Vec<&str> = reads.fences.iter().copied().collect();
-    let rows = sqlx::query(LOCK_AND_READ_KEYS)
-        .bind(&users)
-        .bind(&keys)
-        .bind(&fences)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = if reads.fences.is_empty() {
+        sqlx::query(LOCK_AND_READ_KEYS)
+            .bind(&users)
+            .bind(&keys)
+            .fetch_all(&mut *tx)
+            .await?
+    } else {
+        let fences: Vec<&str> = reads.fences.iter().copied().collect();
+        sqlx::query(LOCK_READ_KEYS_AND_FENCES)
+            .bind(&users)
+            .bind(&keys)
+            .bind(&fences)
+            .fetch_all(&mut *tx)
+            .await?
+    };
     let mut balances: HashMap<i64, i64> = HashMap::with_capacity(users.len());
     let mut stored: StoredKeys = HashMap::new();
     let mut leases: HashMap<String, i64> = HashMap::new();
