@@ -279,6 +279,8 @@ async fn cluster_node(url: &str, redis: &str, id: &str) -> common::TestApp {
     settings.redis_url = Some(redis.to_string());
     settings.node_id = Some(id.to_string());
     settings.lease_ttl = Duration::from_secs(6);
+    // Several two-node tests run at once on one Postgres.
+    settings.db_max_connections = 4;
     common::spawn_on(settings).await
 }
 

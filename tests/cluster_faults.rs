@@ -25,10 +25,15 @@ const CONCURRENCY: usize = 48;
 /// Longest a user keeps retrying a grab before the test gives up.
 const USER_DEADLINE: Duration = Duration::from_secs(40);
 
+/// One scenario at a time: three nodes each, their connections and their cores, are as much as
+/// one Postgres and this machine should carry at once.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Cluster {
     url: String,
     nodes: Vec<ServerProcess>,
     client: reqwest::Client,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
@@ -37,6 +42,7 @@ impl Cluster {
         if !backends().contains(&Backend::Postgres) {
             return None;
         }
+        let turn = ONE_AT_A_TIME.lock().await;
         let (url, _) = common::fresh_database(Backend::Postgres).await;
         let ttl = LEASE_TTL_MS.to_string();
         let mut nodes = Vec::new();
@@ -46,7 +52,6 @@ impl Cluster {
                 ("REDIS_URL", redis.as_str()),
                 ("POINTS_NODE_ID", id.as_str()),
                 ("POINTS_LEASE_TTL_MS", ttl.as_str()),
-                // Six nodes may run at once (two tests) on one Postgres.
                 ("POINTS_DB_MAX_CONNECTIONS", "4"),
             ];
             nodes.push(spawn_process(&url, &env).await);
@@ -58,7 +63,12 @@ impl Cluster {
             .timeout(Duration::from_millis(1_500))
             .build()
             .ok()?;
-        Some(Cluster { url, nodes, client })
+        Some(Cluster {
+            url,
+            nodes,
+            client,
+            _turn: turn,
+        })
     }
 
     async fn admin(&self, path: &str, body: Value) -> Value {
