@@ -64,6 +64,23 @@ pub struct Db {
 #[derive(Debug)]
 pub struct SqliteClaim(#[allow(dead_code)] std::fs::File);
 
+/// `url` with `application_name=<name>` added, for a Postgres URL that names none (other URLs,
+/// and URLs that do not parse, are returned as they are).
+pub fn with_application_name(url: &str, name: &str) -> String {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return url.to_string();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(k, _)| k == "application_name") => {
+            parsed
+                .query_pairs_mut()
+                .append_pair("application_name", name);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl Db {
     /// Connects to `url`, creating a SQLite file and its folder when needed.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -331,6 +348,24 @@ mod tests {
             .await
             .expect_err("memory databases lose every change");
         assert!(err.to_string().contains("file path"), "{err}");
+    }
+
+    #[test]
+    fn postgres_urls_get_an_application_name_unless_they_have_one() {
+        assert_eq!(
+            with_application_name("postgres://u@h/db", "points-engine n1"),
+            "postgres://u@h/db?application_name=points-engine+n1"
+        );
+        assert_eq!(
+            with_application_name("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/db?sslmode=disable&application_name=x"
+        );
+        let named = "postgres://u@h/db?application_name=mine";
+        assert_eq!(with_application_name(named, "x"), named);
+        assert_eq!(
+            with_application_name("sqlite://data/p.db", "x"),
+            "sqlite://data/p.db"
+        );
     }
 
     #[actix_web::test]

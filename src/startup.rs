@@ -81,8 +81,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .build()
 }
 
-/// This node: in a cluster when the settings name Postgres and Redis, else a single node.
-fn node(settings: &Settings, db: &Db, local: std::net::SocketAddr) -> anyhow::Result<Cluster> {
+/// This node's address and id: the settings', or derived from the bound address.
+fn identity(settings: &Settings, local: std::net::SocketAddr) -> (String, String) {
     let addr = settings
         .node_addr
         .clone()
@@ -91,6 +91,11 @@ fn node(settings: &Settings, db: &Db, local: std::net::SocketAddr) -> anyhow::Re
         .node_id
         .clone()
         .unwrap_or_else(|| Cluster::id_of_addr(&addr));
+    (addr, node_id)
+}
+
+/// This node: in a cluster when the settings name Postgres and Redis, else a single node.
+fn node(settings: &Settings, db: &Db, addr: String, node_id: String) -> Cluster {
     match (&db.hot_pg, settings.cluster()) {
         (Some(pool), true) => {
             tracing::info!(
@@ -98,14 +103,9 @@ fn node(settings: &Settings, db: &Db, local: std::net::SocketAddr) -> anyhow::Re
                 addr,
                 "cluster mode: activities are owned by leases"
             );
-            Ok(Cluster::clustered(
-                node_id,
-                addr,
-                settings.lease_ttl,
-                pool.clone(),
-            ))
+            Cluster::clustered(node_id, addr, settings.lease_ttl, pool.clone())
         }
-        _ => Ok(Cluster::single(node_id, addr)),
+        _ => Cluster::single(node_id, addr),
     }
 }
 
@@ -122,7 +122,13 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("binding {}", settings.bind))?;
         let local = listener.local_addr().context("reading the bound address")?;
-        let db = Db::connect(&settings.database_url, settings.db_max_connections).await?;
+        let (addr, node_id) = identity(&settings, local);
+        // On Postgres every connection names its node, so `pg_stat_activity` tells them apart.
+        let url = crate::db::with_application_name(
+            &settings.database_url,
+            &format!("points-engine {node_id}"),
+        );
+        let db = Db::connect(&url, settings.db_max_connections).await?;
         let sqlite = db.claim_single_process()?;
         db.migrate().await?;
         let stores = Stores::new(db);
@@ -174,8 +180,9 @@ impl Application {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("building the HTTP client")?;
-        let cluster =
-            Arc::new(node(&settings, &stores.db, local)?.with_metrics(metrics.cluster.clone()));
+        let cluster = Arc::new(
+            node(&settings, &stores.db, addr, node_id).with_metrics(metrics.cluster.clone()),
+        );
         cluster.spawn_keeper();
         let state = web::Data::new(AppState {
             clock: BizClock::new(settings.timezone),

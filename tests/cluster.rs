@@ -196,6 +196,15 @@ async fn admin_cluster_shows_nodes_and_leases() {
         assert!(std::time::Instant::now() < deadline, "no heartbeat: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Its connections carry its name, so an operator can tell the nodes apart in Postgres.
+    let db = Db::connect(&app.database_url, 1).await.expect("db");
+    let named: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'points-engine node-1'",
+    )
+    .fetch_one(&db.read)
+    .await
+    .expect("pg_stat_activity");
+    assert!(named > 0, "no connection names its node");
 }
 
 #[actix_web::test]
