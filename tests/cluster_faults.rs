@@ -230,6 +230,38 @@ async fn card_and_users(cluster: &Cluster) -> (i64, i64, Vec<(String, String)>) 
     (batch, card, users)
 }
 
+/// `first` grabs the card through node `via`, which takes the free card; answers the owner's
+/// index, node id and lease epoch.
+async fn first_grab(
+    cluster: &Cluster,
+    first: &(String, String),
+    batch: i64,
+    card: i64,
+    via: usize,
+) -> (usize, String, i64) {
+    let body: Value = cluster
+        .client
+        .post(format!(
+            "{}/v2/redpack/rob.json",
+            cluster.nodes[via].address
+        ))
+        .header("Authorization", &first.1)
+        .json(&json!({"app_id": "default", "user_id": first.0, "card_id": card, "batch_id": batch}))
+        .send()
+        .await
+        .expect("first grab")
+        .json()
+        .await
+        .expect("first body");
+    assert_eq!(body["status"], true, "{body}");
+    let (owner, epoch) = cluster.lease(card, 0).await.expect("lease");
+    let index = owner
+        .trim_start_matches("node-")
+        .parse()
+        .expect("node index");
+    (index, owner, epoch)
+}
+
 /// The facts every scenario checks on the database.
 async fn assert_nothing_lost_or_doubled(
     url: &str,
@@ -289,25 +321,7 @@ async fn killing_the_owner_mid_storm_loses_no_grab_and_moves_the_card_within_a_l
         return;
     };
     let (batch, card, users) = card_and_users(&cluster).await;
-    // The first grab decides the owner; find it.
-    let first = &users[0];
-    let body: Value = cluster
-        .client
-        .post(format!("{}/v2/redpack/rob.json", cluster.nodes[1].address))
-        .header("Authorization", &first.1)
-        .json(&json!({"app_id": "default", "user_id": first.0, "card_id": card, "batch_id": batch}))
-        .send()
-        .await
-        .expect("first grab")
-        .json()
-        .await
-        .expect("first body");
-    assert_eq!(body["status"], true, "{body}");
-    let (owner, epoch) = cluster.lease(card, 0).await.expect("lease");
-    let victim: usize = owner
-        .trim_start_matches("node-")
-        .parse()
-        .expect("node index");
+    let (victim, owner, epoch) = first_grab(&cluster, &users[0], batch, card, 1).await;
     let pid = cluster.nodes[victim].child.id();
     let killed_at = Arc::new(Mutex::new(None));
     let mark = Arc::clone(&killed_at);
@@ -364,24 +378,7 @@ async fn pausing_the_owner_past_its_lease_fences_it_and_loses_nothing() {
         return;
     };
     let (batch, card, users) = card_and_users(&cluster).await;
-    let first = &users[0];
-    let body: Value = cluster
-        .client
-        .post(format!("{}/v2/redpack/rob.json", cluster.nodes[2].address))
-        .header("Authorization", &first.1)
-        .json(&json!({"app_id": "default", "user_id": first.0, "card_id": card, "batch_id": batch}))
-        .send()
-        .await
-        .expect("first grab")
-        .json()
-        .await
-        .expect("first body");
-    assert_eq!(body["status"], true, "{body}");
-    let (owner, epoch) = cluster.lease(card, 0).await.expect("lease");
-    let paused: usize = owner
-        .trim_start_matches("node-")
-        .parse()
-        .expect("node index");
+    let (paused, owner, epoch) = first_grab(&cluster, &users[0], batch, card, 2).await;
     let pid = cluster.nodes[paused].child.id();
 
     // Act: the storm; once 60 grabs are acknowledged the owner is stopped for three leases and
