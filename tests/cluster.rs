@@ -293,6 +293,19 @@ async fn cluster_node(url: &str, redis: &str, id: &str) -> common::TestApp {
     common::spawn_on(settings).await
 }
 
+/// Two cluster nodes, `node-a` and `node-b`, on a fresh Postgres database and the test Redis;
+/// `None` (the test is skipped) without them.
+async fn two_cluster_nodes() -> Option<(String, common::TestApp, common::TestApp)> {
+    let redis = std::env::var("TEST_REDIS_URL").ok()?;
+    if !backends().contains(&Backend::Postgres) {
+        return None;
+    }
+    let (url, _) = common::fresh_database(Backend::Postgres).await;
+    let a = cluster_node(&url, &redis, "node-a").await;
+    let b = cluster_node(&url, &redis, "node-b").await;
+    Some((url, a, b))
+}
+
 /// A client's answer: its JSON body and the node that served it, if it was relayed.
 async fn rob(
     client: &reqwest::Client,
@@ -322,15 +335,9 @@ async fn grabs_on_any_node_are_served_by_the_owner_and_a_fenced_owner_hands_over
     use futures_util::stream::{self, StreamExt};
     use serde_json::json;
 
-    let (Ok(redis), true) = (
-        std::env::var("TEST_REDIS_URL"),
-        backends().contains(&Backend::Postgres),
-    ) else {
+    let Some((url, a, b)) = two_cluster_nodes().await else {
         return;
     };
-    let (url, _) = common::fresh_database(Backend::Postgres).await;
-    let a = cluster_node(&url, &redis, "node-a").await;
-    let b = cluster_node(&url, &redis, "node-b").await;
     let nodes = [&a, &b];
     let client = common::client();
     let batch = a
@@ -496,15 +503,9 @@ async fn a_pool_on_two_nodes_hands_out_every_packet_once_and_both_show_the_same(
     use futures_util::stream::{self, StreamExt};
     use serde_json::json;
 
-    let (Ok(redis), true) = (
-        std::env::var("TEST_REDIS_URL"),
-        backends().contains(&Backend::Postgres),
-    ) else {
+    let Some((_, a, b)) = two_cluster_nodes().await else {
         return;
     };
-    let (url, _) = common::fresh_database(Backend::Postgres).await;
-    let a = cluster_node(&url, &redis, "node-a").await;
-    let b = cluster_node(&url, &redis, "node-b").await;
     let nodes = [&a, &b];
     let pool = b
         .post(
@@ -591,15 +592,9 @@ async fn a_pool_on_two_nodes_hands_out_every_packet_once_and_both_show_the_same(
 async fn a_lottery_board_is_drawn_on_its_owner_and_an_admin_change_on_any_node_reaches_it() {
     use serde_json::json;
 
-    let (Ok(redis), true) = (
-        std::env::var("TEST_REDIS_URL"),
-        backends().contains(&Backend::Postgres),
-    ) else {
+    let Some((url, a, b)) = two_cluster_nodes().await else {
         return;
     };
-    let (url, _) = common::fresh_database(Backend::Postgres).await;
-    let a = cluster_node(&url, &redis, "node-a").await;
-    let b = cluster_node(&url, &redis, "node-b").await;
     let nodes = [&a, &b];
     let board = |daily_limit: i64| {
         json!({"app_id": "default", "ticket": 0, "daily_limit": daily_limit, "prizes": [
