@@ -33,6 +33,12 @@ pub struct ClusterMetrics {
     pub fenced: IntCounter,
     /// Requests relayed to an activity's owner, by result (`ok`, `failed`).
     pub relayed: IntCounterVec,
+    /// Websocket frames through Redis, by result (`published`, `failed`, `received`).
+    pub fanout_frames: IntCounterVec,
+    /// Time from a frame's publishing on its owner to its delivery on this node.
+    pub fanout_lag: Histogram,
+    /// Committed changes through Redis, by result (`published`, `failed`, `received`).
+    pub fanout_changes: IntCounterVec,
 }
 
 impl Metrics {
@@ -94,8 +100,34 @@ impl Metrics {
                 ),
                 &["result"],
             )?,
+            fanout_frames: IntCounterVec::new(
+                Opts::new(
+                    "cluster_fanout_frames_total",
+                    "Websocket frames fanned out through Redis, by result",
+                ),
+                &["result"],
+            )?,
+            fanout_lag: Histogram::with_opts(
+                HistogramOpts::new(
+                    "cluster_fanout_lag_seconds",
+                    "Time from a frame's publishing on its owner to its delivery on this node",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            )?,
+            fanout_changes: IntCounterVec::new(
+                Opts::new(
+                    "cluster_fanout_changes_total",
+                    "Committed ledger batches shared through Redis for the leaderboards, by result",
+                ),
+                &["result"],
+            )?,
         };
         registry.register(Box::new(cluster.leases_held.clone()))?;
+        registry.register(Box::new(cluster.fanout_frames.clone()))?;
+        registry.register(Box::new(cluster.fanout_lag.clone()))?;
+        registry.register(Box::new(cluster.fanout_changes.clone()))?;
         registry.register(Box::new(cluster.takeovers.clone()))?;
         registry.register(Box::new(cluster.fenced.clone()))?;
         registry.register(Box::new(cluster.relayed.clone()))?;

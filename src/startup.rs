@@ -146,11 +146,16 @@ impl Application {
         // drained last.
         let ledger = LedgerActor::new(ledger_store, limits, Some(ledger_metrics)).start();
 
-        let redis = match &settings.redis_url {
-            Some(url) => {
-                let client = redis::Client::open(url.as_str())
-                    .map_err(|e| anyhow::anyhow!("REDIS_URL is invalid: {e}"))?;
-                let redis = crate::state::Redis::new(client);
+        let redis_client = match &settings.redis_url {
+            Some(url) => Some(
+                redis::Client::open(url.as_str())
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is invalid: {e}"))?,
+            ),
+            None => None,
+        };
+        let redis = match &redis_client {
+            Some(client) => {
+                let redis = crate::state::Redis::new(client.clone());
                 if let Err(e) = redis.ping().await {
                     tracing::warn!(error = %e, "Redis unreachable at start-up; will retry when used");
                 }
@@ -171,6 +176,28 @@ impl Application {
             .notify_changes(Arc::clone(&board_changed))
             .start();
         ledger.do_send(points_actors::Listen(leaderboard.clone().recipient()));
+        // With several nodes, frames and the other nodes' changes come through Redis. The bus
+        // notes where the stream of changes ends before the boards read the database.
+        let bus = match (&redis_client, &stores.db.hot_pg, settings.cluster()) {
+            (Some(client), Some(pool), true) => {
+                let database: String = sqlx::query_scalar("SELECT current_database()")
+                    .fetch_one(pool)
+                    .await
+                    .context("reading the database's name")?;
+                let bus = crate::cluster::bus::Bus::start(
+                    node_id.clone(),
+                    &database,
+                    client.clone(),
+                    Arc::clone(&hub),
+                    leaderboard.clone(),
+                    metrics.cluster.clone(),
+                )
+                .await;
+                ledger.do_send(points_actors::Listen(bus.listener()));
+                Some(bus)
+            }
+            _ => None,
+        };
         crate::activities::leaderboard::rebuild(&stores.db, &clock, &leaderboard)
             .await
             .context("rebuilding the leaderboards")?;
@@ -198,6 +225,7 @@ impl Application {
             hub: Arc::clone(&hub),
             leaderboard,
             cluster: Arc::clone(&cluster),
+            bus,
         });
         crate::activities::leaderboard::spawn(state.clone(), board_changed);
         let mut lost = cluster.lost();

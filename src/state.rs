@@ -34,6 +34,8 @@ pub struct AppState {
     pub leaderboard: Addr<points_actors::leaderboard::LeaderboardActor>,
     /// This node and the activities it owns.
     pub cluster: Arc<crate::cluster::Cluster>,
+    /// Fan-out across nodes through Redis (several nodes only).
+    pub bus: Option<Arc<crate::cluster::bus::Bus>>,
 }
 
 impl AppState {

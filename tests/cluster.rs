@@ -677,3 +677,141 @@ async fn a_lottery_board_is_drawn_on_its_owner_and_an_admin_change_on_any_node_r
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The node that holds `activity`'s lease, as `GET /admin/cluster` on `node` shows it.
+async fn lease_holder(node: &common::TestApp, activity: &str) -> Option<String> {
+    let (_, body) = node
+        .get("/admin/cluster", &[("X-Admin-Key", ADMIN_KEY)])
+        .await;
+    body["data"]["leases"]
+        .as_array()?
+        .iter()
+        .find(|l| l["activity"] == activity)
+        .and_then(|l| l["node_id"].as_str())
+        .map(str::to_string)
+}
+
+/// Reads data frames of `topic` from `ws` until `done` holds for the frames read so far.
+async fn frames_of(
+    ws: &mut common::ws::Ws,
+    topic: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut frames = Vec::new();
+    while !done(&frames) {
+        let frame = common::ws::next_json(ws, common::ws::FRAME_WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no frame of {topic}; saw {frames:?}"));
+        if frame["topic"] == topic {
+            frames.push(frame);
+        }
+    }
+    frames
+}
+
+#[actix_web::test]
+async fn websocket_frames_reach_both_nodes_with_the_same_seq_whichever_node_committed() {
+    use common::ws::{connect, subscribe};
+    use serde_json::json;
+
+    let Some((_, a, b)) = two_cluster_nodes().await else {
+        return;
+    };
+    let pool = a
+        .post(
+            "/admin/redpack/pools",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"app_id": "default", "title": "frames", "total_points": 100, "count": 10, "split": "even"}),
+        )
+        .await
+        .1["data"]["id"]
+        .as_i64()
+        .expect("pool id");
+    let topic = format!("redpack:pool:{pool}");
+    let (_, mut on_a) = connect(&a, "watch-a").await;
+    let (_, mut on_b) = connect(&b, "watch-b").await;
+    subscribe(&mut on_a, &topic).await;
+    subscribe(&mut on_b, &topic).await;
+
+    // Ten grabs, one at a time, through alternating nodes (one node owns the pool).
+    let client = common::client();
+    let mut grabbers = Vec::new();
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let user = node.login(&format!("frames-{i}")).await;
+        let body: serde_json::Value = client
+            .post(node.url("/v2/redpack/pool/rob.json"))
+            .header("Authorization", &user.1)
+            .json(&json!({"app_id": "default", "user_id": user.0, "id": pool}))
+            .send()
+            .await
+            .expect("rob")
+            .json()
+            .await
+            .expect("rob body");
+        assert_eq!(body["status"], true, "{body}");
+        grabbers.push(user.0);
+    }
+
+    // Both nodes deliver the same frames: same seq, same epoch, same events, in order.
+    let every_grab = |frames: &[serde_json::Value]| {
+        frames
+            .iter()
+            .map(|f| f["data"]["events"].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+            >= 10
+    };
+    let seen_a = frames_of(&mut on_a, &topic, every_grab).await;
+    let seen_b = frames_of(&mut on_b, &topic, every_grab).await;
+    assert_eq!(seen_a, seen_b, "the nodes delivered different frames");
+    let epoch = &seen_a[0]["epoch"];
+    assert!(epoch.as_str().is_some_and(|e| !e.is_empty()), "{seen_a:?}");
+    for (i, frame) in seen_a.iter().enumerate() {
+        assert_eq!(&frame["epoch"], epoch, "{seen_a:?}");
+        assert_eq!(
+            frame["seq"],
+            json!(i + 1),
+            "seq counts from 1 without gaps: {seen_a:?}"
+        );
+    }
+    let winners: Vec<String> = seen_a
+        .iter()
+        .flat_map(|f| f["data"]["events"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["user_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(winners, grabbers, "every grab once, in order");
+
+    // The points board: a change committed on the node that does not publish the board reaches
+    // the publisher through Redis, and both nodes' subscribers see it with the same seq.
+    subscribe(&mut on_a, "leaderboard:points").await;
+    subscribe(&mut on_b, "leaderboard:points").await;
+    let (first, _) = a.login("board-first").await;
+    a.change(&first, 5, None).await;
+    let shows = |user: String, score: i64| {
+        move |frames: &[serde_json::Value]| {
+            frames.last().is_some_and(|f| {
+                f["data"]["top"].as_array().is_some_and(|top| {
+                    top.iter()
+                        .any(|e| e["user_id"] == user.as_str() && e["score"] == score)
+                })
+            })
+        }
+    };
+    frames_of(&mut on_a, "leaderboard:points", shows(first.clone(), 5)).await;
+    frames_of(&mut on_b, "leaderboard:points", shows(first.clone(), 5)).await;
+    let publisher = lease_holder(&a, "leaderboard:points:default")
+        .await
+        .expect("one node publishes the board");
+    let other = if publisher == "node-a" { &b } else { &a };
+    let (top, _) = other.login("board-top").await;
+    other.change(&top, 1_000, None).await;
+    let last_a = frames_of(&mut on_a, "leaderboard:points", shows(top.clone(), 1_000)).await;
+    let last_b = frames_of(&mut on_b, "leaderboard:points", shows(top.clone(), 1_000)).await;
+    let (last_a, last_b) = (last_a.last().expect("frame"), last_b.last().expect("frame"));
+    assert_eq!(last_a, last_b, "the nodes delivered different frames");
+    assert_eq!(
+        last_a["data"]["top"][0]["user_id"],
+        top.as_str(),
+        "{last_a}"
+    );
+}

@@ -9,79 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{backends, spawn_app, Backend, TestApp};
-use futures_util::{SinkExt, StreamExt};
+use common::ws::{connect, next_json, next_reply, read_until, send, subscribe, ws_url};
+use common::{backends, spawn_app, Backend};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Far longer than a change needs to reach a subscriber (the leaderboard publishes and the hub
-/// sends at most every 200 ms), so a missing frame fails the test instead of a slow machine.
-const FRAME_WAIT: Duration = Duration::from_secs(5);
-
-fn ws_url(app: &TestApp, query: &str) -> String {
-    format!("{}/ws{query}", app.address.replacen("http://", "ws://", 1))
-}
-
-/// Logs `code` in and connects; returns the user id and the socket.
-async fn connect(app: &TestApp, code: &str) -> (String, Ws) {
-    let (user, bearer) = app.login(code).await;
-    let token = bearer.trim_start_matches("Bearer ");
-    let (ws, _) = connect_async(ws_url(app, &format!("?token={token}")))
-        .await
-        .expect("websocket upgrade");
-    (user, ws)
-}
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::text(msg.to_string())).await.expect("send");
-}
-
-/// The next JSON text frame within `within`, or `None` (nothing came, or the socket closed).
-async fn next_json(ws: &mut Ws, within: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??;
-        match msg.ok()? {
-            Message::Text(text) => {
-                return Some(serde_json::from_str(text.as_str()).expect("server sends JSON"))
-            }
-            Message::Close(_) => return None,
-            _ => continue,
-        }
-    }
-}
-
-/// Reads frames until one satisfies `done`; returns every frame read, the last one included.
-async fn read_until(ws: &mut Ws, done: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let frame = next_json(ws, FRAME_WAIT)
-            .await
-            .unwrap_or_else(|| panic!("no matching frame; saw {seen:?}"));
-        let stop = done(&frame);
-        seen.push(frame);
-        if stop {
-            return seen;
-        }
-    }
-}
-
-/// The next frame that is not a data frame (an acknowledgement or an error), skipping data
-/// frames of topics subscribed before.
-async fn next_reply(ws: &mut Ws) -> Value {
-    let frames = read_until(ws, |f| f.get("seq").is_none()).await;
-    frames.last().cloned().expect("a reply")
-}
-
-async fn subscribe(ws: &mut Ws, topic: &str) {
-    send(ws, json!({"op": "subscribe", "topic": topic})).await;
-    let ack = next_reply(ws).await;
-    assert_eq!(ack, json!({"op": "subscribed", "topic": topic}));
-}
 
 /// The score of `user` in a points frame, if listed.
 fn score_of(frame: &Value, user: &str) -> Option<i64> {

@@ -11,6 +11,7 @@
 //!
 //! A single node (SQLite, or Postgres without Redis) owns everything and keeps no lease rows.
 
+pub mod bus;
 pub mod forward;
 pub mod store;
 

@@ -9,15 +9,21 @@
 //! a client that sees a gap knows it missed a frame and refetches.
 //! A subscriber that falls more than [`WS_SUBSCRIBER_BUFFER_FRAMES`] frames behind is told so by
 //! the channel and disconnected by its session; the topic never waits for it.
+//!
+//! Every frame also carries the topic's `epoch`: `seq` counts within one epoch, and a new epoch
+//! (a restarted single node, a Redis that lost its data) tells a client to refetch rather than
+//! look for a gap. With several nodes, [`Hub::relay_through`] hands each frame's data to the
+//! cluster bus instead, which numbers it once for every node and gives it back through
+//! [`Hub::deliver`] on each of them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Least time between two frames of one topic (at most 5 frames per second per topic).
 pub const WS_COALESCE_INTERVAL: Duration = Duration::from_millis(200);
@@ -55,13 +61,30 @@ struct Topic {
     interval: Duration,
     tx: broadcast::Sender<Bytes>,
     slot: Mutex<Slot>,
+    /// The last `seq` numbered here (a single node).
     seq: AtomicU64,
+    /// Frames the cluster bus could not take since the last one it took: the next one it takes
+    /// skips that many numbers, so clients see the gap.
+    skipped: AtomicU64,
+    /// The `(epoch, seq)` of the last frame delivered, so a frame that arrives twice or late
+    /// is not delivered again.
+    last: Mutex<(String, u64)>,
+}
+
+/// One frame's data on its way to the cluster bus, which numbers and delivers it.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub topic: String,
+    /// The frame's `data`, encoded.
+    pub data: String,
+    /// Numbers to skip before this frame (frames that were lost on the way).
+    pub skipped: u64,
 }
 
 impl Topic {
-    /// Sends the pending change as one frame if there is one and the topic's interval has
-    /// passed (or `force`).
-    fn flush(&self, now: Instant, force: bool) {
+    /// The pending change, taken, if there is one and the topic's interval has passed (or
+    /// `force`).
+    fn take_due(&self, now: Instant, force: bool) -> Option<Value> {
         let pending = match self.slot.lock() {
             Ok(mut slot) => {
                 let due = force
@@ -69,23 +92,38 @@ impl Topic {
                         .last_sent
                         .is_none_or(|at| now.duration_since(at) >= self.interval);
                 if !due || matches!(slot.pending, Pending::Nothing) {
-                    return;
+                    return None;
                 }
                 slot.last_sent = Some(now);
                 std::mem::replace(&mut slot.pending, Pending::Nothing)
             }
-            Err(_) => return,
+            Err(_) => return None,
         };
-        let data = match pending {
-            Pending::Nothing => return,
-            Pending::Events(events, 0) => json!({ "events": events }),
-            Pending::Events(events, dropped) => json!({ "events": events, "dropped": dropped }),
-            Pending::State(state) => state,
-        };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let frame = json!({ "topic": self.name, "seq": seq, "data": data });
+        match pending {
+            Pending::Nothing => None,
+            Pending::Events(events, 0) => Some(json!({ "events": events })),
+            Pending::Events(events, dropped) => {
+                Some(json!({ "events": events, "dropped": dropped }))
+            }
+            Pending::State(state) => Some(state),
+        }
+    }
+
+    /// Sends `frame` to this node's subscribers unless a frame of the same epoch with this
+    /// `seq` or a later one was sent already.
+    fn deliver(&self, epoch: &str, seq: u64, frame: Bytes) -> bool {
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return false;
+            };
+            if last.0 == epoch && seq <= last.1 {
+                return false;
+            }
+            *last = (epoch.to_string(), seq);
+        }
         // No subscribers is not an error: the frame is simply not wanted.
-        let _ = self.tx.send(Bytes::from(frame.to_string()));
+        let _ = self.tx.send(frame);
+        true
     }
 }
 
@@ -93,12 +131,18 @@ impl Topic {
 pub struct Hub {
     // std Mutex: every critical section is a map lookup or a swap, never an await.
     topics: Mutex<HashMap<String, Arc<Topic>>>,
+    /// This process's epoch for the frames it numbers itself.
+    epoch: String,
+    /// The cluster bus, when several nodes share the topics.
+    relay: OnceLock<mpsc::Sender<Outgoing>>,
 }
 
 impl Default for Hub {
     fn default() -> Self {
         Self {
             topics: Mutex::new(HashMap::new()),
+            epoch: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            relay: OnceLock::new(),
         }
     }
 }
@@ -121,6 +165,8 @@ impl Hub {
                         last_sent: None,
                     }),
                     seq: AtomicU64::new(0),
+                    skipped: AtomicU64::new(0),
+                    last: Mutex::new((String::new(), 0)),
                 })
             },
         )))
@@ -142,7 +188,7 @@ impl Hub {
                 other => *other = Pending::Events(vec![data], 0),
             }
         };
-        t.flush(Instant::now(), false);
+        self.send_due(&t, Instant::now(), false);
     }
 
     /// Sets the topic's new state (a leaderboard's top N); the next frame carries the newest.
@@ -151,7 +197,51 @@ impl Hub {
         if let Ok(mut slot) = t.slot.lock() {
             slot.pending = Pending::State(data);
         };
-        t.flush(Instant::now(), false);
+        self.send_due(&t, Instant::now(), false);
+    }
+
+    /// Sends the topic's pending change as one frame if it is due: numbered here on a single
+    /// node, handed to the cluster bus with several.
+    fn send_due(&self, topic: &Topic, now: Instant, force: bool) {
+        let Some(data) = topic.take_due(now, force) else {
+            return;
+        };
+        if let Some(relay) = self.relay.get() {
+            let skipped = topic.skipped.swap(0, Ordering::Relaxed);
+            let out = Outgoing {
+                topic: topic.name.clone(),
+                data: data.to_string(),
+                skipped,
+            };
+            if relay.try_send(out).is_err() {
+                topic.skipped.fetch_add(skipped + 1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let seq = topic.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let frame = json!({ "topic": topic.name, "seq": seq, "epoch": self.epoch, "data": data });
+        topic.deliver(&self.epoch, seq, Bytes::from(frame.to_string()));
+    }
+
+    /// From now on, hands every frame's data to `relay` (the cluster bus) instead of numbering
+    /// and sending it here. Set once, at start.
+    pub fn relay_through(&self, relay: mpsc::Sender<Outgoing>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Counts `n` frames of `topic` that were lost on their way to being numbered, so the next
+    /// one skips their numbers.
+    pub fn lost(&self, topic: &str, n: u64) {
+        if let Some(t) = self.topic(topic) {
+            t.skipped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends a frame numbered elsewhere (by the cluster bus) to this node's subscribers of
+    /// `topic`, unless it was delivered already. Whether it was sent.
+    pub fn deliver(&self, topic: &str, epoch: &str, seq: u64, frame: Bytes) -> bool {
+        self.topic(topic)
+            .is_some_and(|t| t.deliver(epoch, seq, frame))
     }
 
     /// A receiver of the topic's frames from now on.
@@ -176,7 +266,7 @@ impl Hub {
         };
         let now = Instant::now();
         for topic in topics {
-            topic.flush(now, force);
+            self.send_due(&topic, now, force);
         }
     }
 
@@ -206,8 +296,13 @@ mod tests {
         let hub = Hub::default();
         let mut rx = hub.subscribe("t").expect("topic");
         let mut srx = hub.subscribe("s").expect("topic");
+        let epoch = hub.epoch.clone();
         let frame = |rx: &mut broadcast::Receiver<Bytes>| -> Value {
-            serde_json::from_slice(&rx.try_recv().expect("frame")).expect("json")
+            let mut f: Value =
+                serde_json::from_slice(&rx.try_recv().expect("frame")).expect("json");
+            assert_eq!(f["epoch"], json!(epoch), "every frame names the epoch");
+            f.as_object_mut().expect("object").remove("epoch");
+            f
         };
         // A quiet topic's first change goes out at once ...
         hub.event("t", json!(1));
@@ -241,5 +336,44 @@ mod tests {
         hub.event("t", json!(4));
         hub.flush();
         assert_eq!(frame(&mut rx)["seq"], 3);
+    }
+
+    #[test]
+    fn relayed_frames_count_what_was_lost_and_are_delivered_once() {
+        let hub = Hub::default();
+        let (tx, mut out) = mpsc::channel(1);
+        hub.relay_through(tx);
+        let mut rx = hub.subscribe("t").expect("topic");
+        // The bus numbers frames: the hub hands their data over and sends nothing itself.
+        hub.event("t", json!(1));
+        let first = out.try_recv().expect("handed over");
+        assert_eq!(
+            (first.topic.as_str(), first.data.as_str(), first.skipped),
+            ("t", r#"{"events":[1]}"#, 0)
+        );
+        assert!(rx.try_recv().is_err(), "not sent before it is numbered");
+        // A frame the bus cannot take is lost, and the next one skips its number ...
+        hub.event("t", json!(2));
+        hub.flush();
+        hub.event("t", json!(3));
+        hub.flush();
+        assert_eq!(out.try_recv().expect("handed over").skipped, 0);
+        hub.event("t", json!(4));
+        hub.flush();
+        assert_eq!(out.try_recv().expect("handed over").skipped, 1);
+        // ... as do frames the bus lost itself.
+        hub.lost("t", 2);
+        hub.event("t", json!(5));
+        hub.flush();
+        assert_eq!(out.try_recv().expect("handed over").skipped, 2);
+        // A numbered frame is delivered once; an older one of the same epoch not at all; a new
+        // epoch starts again.
+        assert!(hub.deliver("t", "e1", 5, Bytes::from_static(b"five")));
+        assert!(!hub.deliver("t", "e1", 5, Bytes::from_static(b"five")));
+        assert!(!hub.deliver("t", "e1", 4, Bytes::from_static(b"four")));
+        assert!(hub.deliver("t", "e2", 1, Bytes::from_static(b"one")));
+        assert_eq!(rx.try_recv().expect("frame"), Bytes::from_static(b"five"));
+        assert_eq!(rx.try_recv().expect("frame"), Bytes::from_static(b"one"));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! Protocol (text frames, JSON):
 //! - client → server: `{"op":"subscribe","topic":T}`, `{"op":"unsubscribe","topic":T}`;
-//! - server → client: data frames `{"topic":T,"seq":N,"data":{...}}` exactly as the hub encoded
-//!   them (the same bytes for every subscriber), acknowledgements
+//! - server → client: data frames `{"topic":T,"seq":N,"epoch":E,"data":{...}}` exactly as the
+//!   hub encoded them (the same bytes for every subscriber, and with several nodes the same
+//!   `seq` and `epoch` on every node), acknowledgements
 //!   `{"op":"subscribed"|"unsubscribed","topic":T}`, and error frames `{"error":"..."}` for a
 //!   malformed or refused message (the connection stays open).
 //!
@@ -65,8 +66,11 @@ pub struct WsQuery {
 #[derive(Serialize, ToSchema)]
 pub struct WsFrame {
     pub topic: String,
-    /// Grows by one per frame of the topic; a gap means frames were missed.
+    /// Grows by one per frame of the topic within one epoch; a gap means frames were missed.
     pub seq: u64,
+    /// The numbering `seq` belongs to: a new epoch means the numbering started again (the
+    /// server restarted or lost its fan-out state), so the client refetches.
+    pub epoch: String,
     #[schema(value_type = Object)]
     pub data: Value,
 }
@@ -293,7 +297,12 @@ async fn handle_text(
                     "invites" => BoardKey::Invites(day),
                     _ => BoardKey::Points,
                 };
-                state.leaderboard.do_send(Touch { app_id, key });
+                let touch = Touch { app_id, key };
+                // With several nodes another node may publish the board.
+                if let Some(bus) = &state.bus {
+                    bus.share_touch(&touch);
+                }
+                state.leaderboard.do_send(touch);
             }
             json!({ "op": "subscribed", "topic": topic })
         }

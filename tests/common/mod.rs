@@ -5,6 +5,8 @@
 //! test prints that it was skipped. Logs stay silent unless `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

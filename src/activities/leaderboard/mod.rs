@@ -170,6 +170,11 @@ fn board_frame(board: &ChangedBoard, profiles: &HashMap<i64, Profile>) -> Value 
     frame
 }
 
+/// The activity whose lease says which node publishes app `app_id`'s boards.
+pub fn points_activity(app_id: &str) -> String {
+    format!("leaderboard:points:{app_id}")
+}
+
 /// Publishes every board that changed since the last call.
 pub async fn publish_changed(state: &AppState) -> Result<usize, AppError> {
     let today = Moment::now(&state.clock).day;
@@ -190,7 +195,23 @@ pub async fn publish_changed(state: &AppState) -> Result<usize, AppError> {
     ids.sort_unstable();
     ids.dedup();
     let profiles = profiles(&state.stores.db, &ids).await?;
+    let mut owned: HashMap<&str, bool> = HashMap::new();
     for board in &changed {
+        // With several nodes every node keeps every board, and the app's boards are published
+        // by the node that holds their lease.
+        let app = board.app_id.as_str();
+        let ours = match owned.get(app) {
+            Some(ours) => *ours,
+            None => {
+                let ours = !state.cluster.is_clustered()
+                    || state.cluster.serve(&points_activity(app)).await.is_ok();
+                owned.insert(app, ours);
+                ours
+            }
+        };
+        if !ours {
+            continue;
+        }
         state.hub.state(
             &topic(&board.app_id, board.key.name()),
             board_frame(board, &profiles),
@@ -206,13 +227,23 @@ pub fn spawn(state: web::Data<AppState>, changed: std::sync::Arc<tokio::sync::No
         let mut tick = tokio::time::interval(LEADERBOARD_PUBLISH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rebuilt = Instant::now();
+        // With several nodes, the bus asks for a rebuild when the other nodes' changes may
+        // have been missed.
+        let resynced = state.bus.as_ref().map(|bus| bus.resynced());
         loop {
             // A change wakes the publisher at once; the tick catches day changes and rebuilds.
+            let mut rebuild_now = false;
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = changed.notified() => {}
+                _ = async {
+                    match &resynced {
+                        Some(resynced) => resynced.notified().await,
+                        None => std::future::pending().await,
+                    }
+                } => rebuild_now = true,
             }
-            if rebuilt.elapsed() >= LEADERBOARD_REBUILD_INTERVAL {
+            if rebuild_now || rebuilt.elapsed() >= LEADERBOARD_REBUILD_INTERVAL {
                 rebuilt = Instant::now();
                 if let Err(e) = rebuild(&state.stores.db, &state.clock, &state.leaderboard).await {
                     tracing::warn!(error = %e, "leaderboard rebuild failed; will retry");

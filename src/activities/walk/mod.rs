@@ -236,13 +236,17 @@ async fn ingest(
     }
     let (steps, reached_at) =
         store::record_steps(&state.stores.db, session, &now.day, steps, now.ms).await?;
-    state.leaderboard.do_send(ReportSteps {
+    let report = ReportSteps {
         app_id: session.app_id.clone(),
         day: now.day,
         user_id: session.user_id,
         steps,
         reached_at,
-    });
+    };
+    if let Some(bus) = &state.bus {
+        bus.share_steps(&report);
+    }
+    state.leaderboard.do_send(report);
     Ok(steps)
 }
 
