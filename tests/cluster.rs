@@ -815,3 +815,76 @@ async fn websocket_frames_reach_both_nodes_with_the_same_seq_whichever_node_comm
         "{last_a}"
     );
 }
+
+#[actix_web::test]
+async fn morning_sign_ups_on_either_node_are_counted_once_by_the_rounds_owner() {
+    use futures_util::future::join_all;
+    use serde_json::json;
+
+    let Some((_, a, b)) = two_cluster_nodes().await else {
+        return;
+    };
+    let nodes = [&a, &b];
+    let mut users = Vec::new();
+    for i in 0..40 {
+        let node = nodes[i % 2];
+        let user = node.login(&format!("early-{i}")).await;
+        node.change(&user.0, 100, None).await;
+        users.push(user);
+    }
+    let client = common::client();
+    let call = |node: &str, path: &str, user: &(String, String)| {
+        let node = if node == "a" { &a } else { &b };
+        let request = client
+            .post(node.url(path))
+            .header("Authorization", &user.1)
+            .json(&json!({"app_id": "default", "user_id": user.0}))
+            .send();
+        async move {
+            request
+                .await
+                .expect("morning call")
+                .json::<serde_json::Value>()
+                .await
+                .expect("morning body")
+        }
+    };
+
+    // Everyone signs up at once, through alternating nodes; then again through the other one.
+    let first = join_all(
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| call(if i % 2 == 0 { "a" } else { "b" }, "/v2/pick/sign.json", u)),
+    )
+    .await;
+    for body in &first {
+        assert_eq!(body["status"], true, "{body}");
+    }
+    let again = join_all(
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| call(if i % 2 == 0 { "b" } else { "a" }, "/v2/pick/sign.json", u)),
+    )
+    .await;
+    for body in &again {
+        assert_eq!(body["status"], false, "a second sign-up is refused: {body}");
+    }
+    for (i, (uid, _)) in users.iter().enumerate() {
+        assert_eq!(nodes[(i + 1) % 2].balance(uid).await, 90, "charged once");
+    }
+
+    // One node serves the app's rounds, and both show the same count.
+    let owner = lease_holder(&a, "morning:default").await;
+    assert!(
+        owner
+            .as_deref()
+            .is_some_and(|o| o == "node-a" || o == "node-b"),
+        "{owner:?}"
+    );
+    for node in ["a", "b"] {
+        let shown = call(node, "/v2/pick/show.json", &users[0]).await;
+        assert_eq!(shown["data"]["pick_sum"], 40, "{shown}");
+    }
+}

@@ -167,6 +167,15 @@ impl<K: Eq + Hash + Clone, A: Actor<Context = Context<A>>> Registry<K, A> {
         self.actors.lock().ok()?.remove(key)
     }
 
+    /// Forgets every actor whose key satisfies `which` (see [`Registry::forget`]).
+    pub fn forget_where(&self, which: impl Fn(&K) -> bool) -> Vec<Addr<A>> {
+        let Ok(mut actors) = self.actors.lock() else {
+            return Vec::new();
+        };
+        let keys: Vec<K> = actors.keys().filter(|k| which(k)).cloned().collect();
+        keys.iter().filter_map(|k| actors.remove(k)).collect()
+    }
+
     /// Every running actor.
     pub fn all(&self) -> Vec<Addr<A>> {
         self.actors

@@ -25,7 +25,7 @@ use actix::prelude::*;
 
 use crate::activity::{start_lifecycle, ActivityError, Lifecycle, Refusal, ACTIVITY_PENDING_MAX};
 use crate::activity_actor;
-use crate::ledger::{Change, LedgerActor, LedgerError, Limit, Outcome, Submit};
+use crate::ledger::{Change, Fence, LedgerActor, LedgerError, Limit, Outcome, Submit};
 
 /// Entry kind of a sign-up (the ticket, a debit; zero when the ticket is free).
 pub const PICK_SIGN_KIND: &str = "pick_sign";
@@ -214,6 +214,8 @@ pub struct MorningActor {
     life: Lifecycle,
     ledger: Addr<LedgerActor>,
     on_check: RoundSink,
+    /// The lease every change of the round carries (several nodes).
+    fence: Option<Fence>,
 }
 
 impl MorningActor {
@@ -233,7 +235,14 @@ impl MorningActor {
             life: Lifecycle::new(),
             ledger,
             on_check,
+            fence: None,
         }
+    }
+
+    /// The actor with every change fenced by `fence` (the lease of the app's rounds).
+    pub fn fenced(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// The committed state: reserved sign-ups and check-ins count once their commit is done.
@@ -332,7 +341,7 @@ impl Handler<SignUp> for MorningActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
-            fence: None,
+            fence: self.fence.clone(),
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -402,7 +411,7 @@ impl Handler<CheckIn> for MorningActor {
             legs: Vec::new(),
             order: None,
             expire_lot: None,
-            fence: None,
+            fence: self.fence.clone(),
         };
         let commit = self.ledger.send(Submit(change));
         Box::pin(commit.into_actor(self).map(move |result, actor, _ctx| {
@@ -478,7 +487,7 @@ impl Handler<Pay> for MorningActor {
                 legs: Vec::new(),
                 order: None,
                 expire_lot: None,
-                fence: None,
+                fence: self.fence.clone(),
             };
             let commit = self.ledger.send(Submit(change));
             async move {

@@ -22,6 +22,8 @@ pub fn step_down(state: &crate::state::AppState, activity: &str) {
         lottery::retire_board(state, app_id);
     } else if let Some(app_id) = activity.strip_prefix("blindbox:") {
         blindbox::retire_set(state, app_id);
+    } else if let Some(app_id) = activity.strip_prefix("morning:") {
+        morning::retire_rounds(state, app_id);
     } else {
         redpack::step_down(state, activity);
     }

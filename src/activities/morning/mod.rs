@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use actix_web::web;
 use chrono::NaiveDate;
-use points_actors::activity::{ActivityError, Refusal, Registry};
+use points_actors::activity::{ActivityError, Refusal, Registry, Retire};
 use points_actors::morning::{
     random_payout, split_payouts, CheckRecord, Close, MorningActor, Pay, Payout, RoundSink,
     RoundState, RoundView, SignUp, ViewRound,
@@ -283,14 +283,39 @@ fn publish(hub: &Hub, view: &RoundView, payouts: Option<i64>) {
     );
 }
 
-/// The actor of round `(app_id, period)`, started from the round's ledger entries if needed.
-pub async fn round(
+/// The lease name of an app's morning rounds: one node serves every round of the app.
+pub fn round_activity(app_id: &str) -> String {
+    format!("morning:{app_id}")
+}
+
+/// Stops the app's round actors on this node; the next use starts them from the database.
+pub(crate) fn retire_rounds(state: &AppState, app_id: &str) {
+    let rounds = state
+        .activities
+        .slots
+        .get::<Morning>()
+        .rounds
+        .forget_where(|(app, _)| app == app_id);
+    for old in rounds {
+        old.do_send(Retire);
+    }
+}
+
+/// The actor of round `(app_id, period)` on the node that owns the app's rounds, started from
+/// the round's ledger entries if needed, and the lease epoch it serves under; on another node,
+/// [`AppError::Elsewhere`].
+async fn round(
     state: &AppState,
     app_id: &str,
     period: &str,
-) -> Result<Addr<MorningActor>, AppError> {
+) -> Result<(Addr<MorningActor>, i64), AppError> {
+    let activity = round_activity(app_id);
+    let epoch = state.cluster.serve(&activity).await?;
+    if state.activities.epochs.is_stale(&activity, epoch) {
+        retire_rounds(state, app_id);
+    }
     let key = (app_id.to_string(), period.to_string());
-    state
+    let actor = state
         .activities
         .slots
         .get::<Morning>()
@@ -304,28 +329,50 @@ pub async fn round(
                 crate::store::ledger::morning::round_entries(db, app_id, &reference).await?;
             let hub = Arc::clone(&state.hub);
             let sink: RoundSink = Arc::new(move |view: &RoundView| publish(&hub, view, None));
-            Ok::<_, AppError>(MorningActor::new(
-                app_id,
-                period,
-                RoundState::from_entries(entries, planned.is_some()),
-                state.ledger.clone(),
-                sink,
-            ))
+            state.activities.epochs.record(&activity, epoch);
+            Ok::<_, AppError>(
+                MorningActor::new(
+                    app_id,
+                    period,
+                    RoundState::from_entries(entries, planned.is_some()),
+                    state.ledger.clone(),
+                    sink,
+                )
+                .fenced(state.cluster.fence(&activity, epoch)),
+            )
         })
-        .await
+        .await?;
+    Ok((actor, epoch))
 }
 
-/// Sends a sign-up or check-in to the round actor and waits for its committed answer.
-async fn decide<M>(actor: &Addr<MorningActor>, msg: M) -> Result<Outcome, AppError>
+/// Sends a sign-up or check-in (made by `msg`) to the round's actor and waits for its committed
+/// answer. A commit fenced off because the app's rounds moved to another node while it was
+/// decided wrote nothing: this node steps down and the request goes to the new owner, once.
+async fn decide<M>(
+    state: &AppState,
+    app_id: &str,
+    period: &str,
+    msg: impl Fn() -> M,
+) -> Result<Outcome, AppError>
 where
     M: actix::Message<Result = Result<Outcome, ActivityError>> + Send + 'static,
     MorningActor: actix::Handler<M>,
 {
-    actor
-        .send(msg)
-        .await
-        .map_err(|_| AppError::Busy)?
-        .map_err(AppError::from)
+    let (actor, epoch) = round(state, app_id, period).await?;
+    match actor.send(msg()).await.map_err(|_| AppError::Busy)? {
+        Err(ActivityError::Ledger(LedgerError::Fenced { .. })) => {
+            state.cluster.count_fenced();
+            state.cluster.step_down_from(&round_activity(app_id), epoch);
+            retire_rounds(state, app_id);
+            let (actor, _) = round(state, app_id, period).await?;
+            actor
+                .send(msg())
+                .await
+                .map_err(|_| AppError::Busy)?
+                .map_err(AppError::from)
+        }
+        answer => answer.map_err(AppError::from),
+    }
 }
 
 async fn view_round(
@@ -334,7 +381,7 @@ async fn view_round(
     period: &str,
     user_id: Option<i64>,
 ) -> Result<RoundView, AppError> {
-    let actor = round(state, app_id, period).await?;
+    let (actor, _) = round(state, app_id, period).await?;
     actor
         .send(ViewRound { user_id })
         .await
@@ -349,14 +396,10 @@ async fn sign_up(
     user_id: i64,
 ) -> Result<(i64, Outcome), AppError> {
     let cfg = config(state, app_id).await?;
-    let actor = round(state, app_id, period).await?;
-    let outcome = decide(
-        &actor,
-        SignUp {
-            user_id,
-            ticket: cfg.ticket,
-        },
-    )
+    let outcome = decide(state, app_id, period, || SignUp {
+        user_id,
+        ticket: cfg.ticket,
+    })
     .await?;
     Ok((cfg.ticket, outcome))
 }
@@ -526,7 +569,7 @@ pub async fn settle_round(
             "本期打卡尚未结束",
         ));
     }
-    let actor = round(state, app_id, period).await?;
+    let (actor, _) = round(state, app_id, period).await?;
     let deadline = Instant::now() + MORNING_CLOSE_WAIT;
     loop {
         match actor.send(Close).await.map_err(|_| AppError::Busy)? {
@@ -641,6 +684,8 @@ pub async fn settle_due(state: &AppState) -> Result<u64, AppError> {
         }
         match settle_round(state, &app_id, &period).await {
             Ok(report) => settled += u64::from(!report.already_settled),
+            // With several nodes, the node that owns the app's rounds settles them.
+            Err(AppError::Elsewhere(_)) => {}
             Err(e) => {
                 tracing::warn!(app_id, period, error = %e, "morning settlement failed; will retry");
             }

@@ -8,7 +8,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::store::{self, ResultRow};
-use super::{config, decide, period_at, refusal, round, sign_up, view_round, Mode};
+use super::{config, decide, period_at, refusal, sign_up, view_round, Mode};
 use crate::clock::now_ms;
 use crate::clock::Moment;
 use crate::dialect::gift::{ok, own_user, Gift, Reply};
@@ -138,15 +138,11 @@ async fn pick(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<PickRe
     let cfg = config(&state, &s.app_id).await?;
     let now = Moment::now(&state.clock);
     let period = period_at(&state, now.ms, 0);
-    let actor = round(&state, &s.app_id, &period).await?;
-    decide(
-        &actor,
-        CheckIn {
-            user_id: s.user_id,
-            second_of_day: now.second_of_day,
-            window: (cfg.start, cfg.end),
-        },
-    )
+    decide(&state, &s.app_id, &period, || CheckIn {
+        user_id: s.user_id,
+        second_of_day: now.second_of_day,
+        window: (cfg.start, cfg.end),
+    })
     .await?;
     Ok(ok(json!([])))
 }
