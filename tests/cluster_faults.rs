@@ -1,9 +1,12 @@
-//! Three node processes on one Postgres and one Redis, a red-packet storm spread round-robin
-//! over them, and the failures that must lose nothing: the card's owner killed mid-storm, the
-//! owner paused for longer than its lease, and every database connection terminated. Every
-//! scenario checks that no packet is granted twice, that every acknowledged grab is in the
-//! database, that the books add up and that the counters stay within the stock; the owner
-//! scenarios also check that the lease's epoch only grew.
+//! Three node processes on one Postgres and one Redis (a Redis of the scenario's own, so it can
+//! be killed), a red-packet storm spread round-robin over them, and the failures that must lose
+//! nothing: the card's owner killed mid-storm, the owner paused for longer than its lease,
+//! Redis killed and started again, every database connection terminated, and only the owner's
+//! connections terminated. Every scenario checks that no packet is granted twice, that every
+//! acknowledged grab is in the database, that the books add up, that the counters stay within
+//! the stock, that websocket watchers on every node saw the radio's frames with the same `seq`
+//! (without gaps while Redis stayed up), and that every node's points board ends equal to the
+//! database; the owner scenarios also check that the lease's epoch only grew.
 
 mod common;
 
@@ -11,6 +14,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::ws::{next_json, open, subscribe};
 use common::{backends, spawn_process, Backend, ServerProcess, ADMIN_KEY};
 use futures_util::stream::{self, StreamExt};
 use points_engine::db::Db;
@@ -20,6 +24,11 @@ use serde_json::{json, Value};
 const LEASE_TTL_MS: u64 = 1_000;
 /// Packets on the card; twice as many users grab it.
 const STOCK: usize = 200;
+/// Users whose rank every node's points board must agree on with the database.
+const BOARD_SAMPLE: usize = 30;
+/// How long a node's board may take to catch up after a failure (a rebuild after a node
+/// stopped beating or Redis came back).
+const BOARD_WAIT: Duration = Duration::from_secs(15);
 /// Grabs in flight at once.
 const CONCURRENCY: usize = 48;
 /// Longest a user keeps retrying a grab before the test gives up.
@@ -29,20 +38,83 @@ const USER_DEADLINE: Duration = Duration::from_secs(40);
 /// one Postgres and this machine should carry at once.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A Redis server of the scenario's own on a free port, without persistence: killing it loses
+/// everything it held, as a failover to an empty replica would.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    async fn start() -> Option<OwnRedis> {
+        let mut redis = OwnRedis {
+            port: common::free_port(),
+            child: None,
+        };
+        redis.restart().await.then_some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port; whether it accepts connections.
+    async fn restart(&mut self) -> bool {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("redis-server not found: cluster fault scenarios skipped");
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 struct Cluster {
     url: String,
     nodes: Vec<ServerProcess>,
     client: reqwest::Client,
+    redis: OwnRedis,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     async fn start() -> Option<Cluster> {
-        let redis = std::env::var("TEST_REDIS_URL").ok()?;
+        std::env::var("TEST_REDIS_URL").ok()?;
         if !backends().contains(&Backend::Postgres) {
             return None;
         }
         let turn = ONE_AT_A_TIME.lock().await;
+        let own = OwnRedis::start().await?;
+        let redis = own.url();
         let (url, _) = common::fresh_database(Backend::Postgres).await;
         let ttl = LEASE_TTL_MS.to_string();
         let mut nodes = Vec::new();
@@ -67,6 +139,7 @@ impl Cluster {
             url,
             nodes,
             client,
+            redis: own,
             _turn: turn,
         })
     }
@@ -108,6 +181,147 @@ impl Cluster {
             lease["node_id"].as_str()?.to_string(),
             lease["epoch"].as_i64()?,
         ))
+    }
+
+    /// Dev login through node `via`: the user id and the bearer header value.
+    async fn login(&self, via: usize, code: &str) -> (String, String) {
+        let body: Value = self
+            .client
+            .post(format!("{}/v2/user/login.json", self.nodes[via].address))
+            .json(&json!({"app_id": "default", "auth_code": code}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let uid = body["data"]["user_id"].as_str().expect("uid").to_string();
+        let token = format!("Bearer {}", body["data"]["token"].as_str().expect("token"));
+        (uid, token)
+    }
+
+    /// A websocket watcher of `topic` on every node; stop them with [`Watchers::finish`].
+    async fn watch(&self, topic: &str) -> Watchers {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let (_, bearer) = self.login(i, &format!("watcher-{i}")).await;
+            let mut ws = open(&node.address, &bearer).await;
+            subscribe(&mut ws, topic).await;
+            let (stop, topic) = (Arc::clone(&stop), topic.to_string());
+            tasks.push(actix_web::rt::spawn(async move {
+                let mut frames = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match next_json(&mut ws, Duration::from_millis(200)).await {
+                        Some(frame) if frame["topic"] == topic.as_str() => frames.push(frame),
+                        Some(_) => {}
+                        // Nothing came, or the node is gone: keep what was seen.
+                        None => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+                frames
+            }));
+        }
+        Watchers { stop, tasks }
+    }
+
+    /// Waits until every node in `nodes` ranks exactly the users the database gives points
+    /// (their points board, through 003 `/api/rank_by_balance/`), within `within`.
+    async fn assert_boards_match_database(
+        &self,
+        nodes: &[usize],
+        users: &[(String, String)],
+        within: Duration,
+    ) {
+        let db = Db::connect(&self.url, 1).await.expect("db");
+        let deadline = Instant::now() + within;
+        for &n in nodes {
+            let address = &self.nodes[n].address;
+            loop {
+                let mut wrong = Vec::new();
+                for (uid, token) in users {
+                    let balance: i64 = sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(b.balance), 0) FROM balances b                          JOIN users u ON u.id = b.user_id WHERE u.platform_uid = $1",
+                    )
+                    .bind(uid)
+                    .fetch_one(&db.read)
+                    .await
+                    .expect("balance");
+                    let body: Value = match self
+                        .client
+                        .get(format!("{address}/api/rank_by_balance/?openid={uid}"))
+                        .header("Authorization", token)
+                        .send()
+                        .await
+                    {
+                        Ok(res) => res.json().await.unwrap_or_default(),
+                        Err(_) => Value::Null,
+                    };
+                    let ranked = body["rank"].as_i64().is_some_and(|r| r > 0);
+                    if body["code"] != 0 || ranked != (balance > 0) {
+                        wrong.push((uid.clone(), balance, body["rank"].clone()));
+                    }
+                }
+                if wrong.is_empty() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node-{n}'s points board differs from the database: {wrong:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// Websocket watchers, one per node.
+struct Watchers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Value>>>,
+}
+
+impl Watchers {
+    /// Stops the watchers; the frames each node delivered.
+    async fn finish(self) -> Vec<Vec<Value>> {
+        // Late frames of the last grabs arrive within the radio's interval.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut seen = Vec::new();
+        for task in self.tasks {
+            seen.push(task.await.expect("watcher"));
+        }
+        seen
+    }
+}
+
+/// Frames every node in `nodes` delivered: the same `seq` carries the same frame on every node,
+/// `seq` only grows within an epoch, and (unless `gaps`) grows by one.
+fn assert_frames_agree(seen: &[Vec<Value>], nodes: &[usize], gaps: bool) {
+    let mut by_seq: std::collections::HashMap<(String, u64), (usize, &Value)> =
+        std::collections::HashMap::new();
+    for &n in nodes {
+        let frames = &seen[n];
+        assert!(!frames.is_empty(), "node-{n} delivered no frame");
+        let mut last: Option<(&str, u64)> = None;
+        for frame in frames {
+            let epoch = frame["epoch"].as_str().expect("epoch");
+            let seq = frame["seq"].as_u64().expect("seq");
+            if let Some((e, s)) = last.filter(|(e, _)| *e == epoch) {
+                assert!(seq > s, "node-{n}: seq {seq} after {s} in epoch {e}");
+                assert!(
+                    gaps || seq == s + 1,
+                    "node-{n}: seq {seq} after {s} in epoch {e} without a failure"
+                );
+            }
+            last = Some((epoch, seq));
+            if let Some((other, theirs)) = by_seq.insert((epoch.to_string(), seq), (n, frame)) {
+                assert_eq!(
+                    theirs, frame,
+                    "node-{other} and node-{n} delivered different frames as seq {seq}"
+                );
+            }
+        }
     }
 }
 
@@ -212,20 +426,7 @@ async fn card_and_users(cluster: &Cluster) -> (i64, i64, Vec<(String, String)>) 
         .expect("card_id");
     let mut users = Vec::new();
     for i in 0..STOCK * 2 {
-        let address = &cluster.nodes[i % 3].address;
-        let body: Value = cluster
-            .client
-            .post(format!("{address}/v2/user/login.json"))
-            .json(&json!({"app_id": "default", "auth_code": format!("f{i}")}))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("login body");
-        let uid = body["data"]["user_id"].as_str().expect("uid").to_string();
-        let token = format!("Bearer {}", body["data"]["token"].as_str().expect("token"));
-        users.push((uid, token));
+        users.push(cluster.login(i % 3, &format!("f{i}")).await);
     }
     (batch, card, users)
 }
@@ -323,6 +524,7 @@ async fn killing_the_owner_mid_storm_loses_no_grab_and_moves_the_card_within_a_l
     let (batch, card, users) = card_and_users(&cluster).await;
     let (victim, owner, epoch) = first_grab(&cluster, &users[0], batch, card, 1).await;
     let pid = cluster.nodes[victim].child.id();
+    let watchers = cluster.watch("redpack:radio").await;
     let killed_at = Arc::new(Mutex::new(None));
     let mark = Arc::clone(&killed_at);
 
@@ -341,6 +543,11 @@ async fn killing_the_owner_mid_storm_loses_no_grab_and_moves_the_card_within_a_l
     // grabs were acknowledged again within a few leases of the kill.
     seen.acked.push((0, Instant::now(), Instant::now()));
     assert_nothing_lost_or_doubled(&cluster.url, card, &users, &seen).await;
+    let survivors: Vec<usize> = (0..3).filter(|n| *n != victim).collect();
+    assert_frames_agree(&watchers.finish().await, &survivors, false);
+    cluster
+        .assert_boards_match_database(&survivors, &users[..BOARD_SAMPLE], BOARD_WAIT)
+        .await;
     let survivor = (victim + 1) % 3;
     let (new_owner, new_epoch) = cluster.lease(card, survivor).await.expect("lease");
     assert_ne!(new_owner, owner, "the dead node still owns the card");
@@ -380,6 +587,7 @@ async fn pausing_the_owner_past_its_lease_fences_it_and_loses_nothing() {
     let (batch, card, users) = card_and_users(&cluster).await;
     let (paused, owner, epoch) = first_grab(&cluster, &users[0], batch, card, 2).await;
     let pid = cluster.nodes[paused].child.id();
+    let watchers = cluster.watch("redpack:radio").await;
 
     // Act: the storm; once 60 grabs are acknowledged the owner is stopped for three leases and
     // then continued, while the storm goes on.
@@ -402,6 +610,10 @@ async fn pausing_the_owner_past_its_lease_fences_it_and_loses_nothing() {
     // paused node still answers (it stepped down and relays).
     seen.acked.push((0, Instant::now(), Instant::now()));
     assert_nothing_lost_or_doubled(&cluster.url, card, &users, &seen).await;
+    assert_frames_agree(&watchers.finish().await, &[0, 1, 2], false);
+    cluster
+        .assert_boards_match_database(&[0, 1, 2], &users[..BOARD_SAMPLE], BOARD_WAIT)
+        .await;
     let (new_owner, new_epoch) = cluster.lease(card, paused).await.expect("lease");
     assert!(
         new_epoch > epoch,
@@ -426,22 +638,44 @@ async fn pausing_the_owner_past_its_lease_fences_it_and_loses_nothing() {
 
 #[actix_web::test]
 async fn terminating_every_database_connection_mid_storm_loses_no_grab() {
+    terminating_connections_mid_storm_loses_no_grab(false).await;
+}
+
+#[actix_web::test]
+async fn terminating_the_owners_database_connections_mid_storm_loses_no_grab() {
+    terminating_connections_mid_storm_loses_no_grab(true).await;
+}
+
+/// The storm; once 60 grabs are acknowledged, the database connections of every node (as a
+/// database failover would) or of the card's owner only are terminated.
+async fn terminating_connections_mid_storm_loses_no_grab(owner_only: bool) {
     let Some(cluster) = Cluster::start().await else {
         return;
     };
     let (batch, card, users) = card_and_users(&cluster).await;
+    let (_, owner, _) = first_grab(&cluster, &users[0], batch, card, 0).await;
+    let watchers = cluster.watch("redpack:radio").await;
     let admin_db = Db::connect(&cluster.url, 1).await.expect("db");
     let terminated = Arc::new(Mutex::new(None));
     let report = Arc::clone(&terminated);
+    // Every node names its connections `points-engine <node id>`.
+    let whose = if owner_only {
+        format!("points-engine {owner}")
+    } else {
+        "points-engine %".to_string()
+    };
 
-    // Act: the storm; once 60 grabs are acknowledged every connection of every node to the
-    // database is terminated (as a database failover would).
+    let pattern = whose.clone();
+
+    // Act
     let mut seen = storm(&cluster, &users, batch, card, 60, move || {
         actix_web::rt::spawn(async move {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND application_name LIKE $1",
             )
+            .bind(pattern)
             .fetch_one(&admin_db.write)
             .await
             .expect("terminate");
@@ -466,7 +700,103 @@ async fn terminating_every_database_connection_mid_storm_loses_no_grab() {
         after > 0,
         "no grab was acknowledged after the connections were terminated"
     );
-    eprintln!("{killed} connections terminated; {after} grabs acknowledged after");
+    eprintln!("{killed} connections terminated ({whose}); {after} grabs acknowledged after");
     seen.acked.sort_by_key(|(u, _, _)| *u);
     assert_nothing_lost_or_doubled(&cluster.url, card, &users, &seen).await;
+    assert_frames_agree(&watchers.finish().await, &[0, 1, 2], false);
+    cluster
+        .assert_boards_match_database(&[0, 1, 2], &users[..BOARD_SAMPLE], BOARD_WAIT)
+        .await;
+}
+
+#[actix_web::test]
+async fn killing_redis_mid_storm_pauses_fan_out_and_loses_no_grab() {
+    let Some(mut cluster) = Cluster::start().await else {
+        return;
+    };
+    let (batch, card, users) = card_and_users(&cluster).await;
+    first_grab(&cluster, &users[0], batch, card, 0).await;
+    let watchers = cluster.watch("redpack:radio").await;
+    // The radio's numbering before the failure, as the first grab's frame left it in Redis.
+    let database = cluster.url.rsplit('/').next().expect("database name");
+    let client = redis::Client::open(cluster.redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let old_epoch: String = redis::cmd("HGET")
+        .arg(format!("points:{database}:topic:redpack:radio"))
+        .arg("epoch")
+        .query_async(&mut conn)
+        .await
+        .expect("the radio's epoch");
+    let pid = cluster.redis.child.as_ref().expect("redis").id();
+    let killed_at = Arc::new(Mutex::new(None));
+    let mark = Arc::clone(&killed_at);
+
+    // Act: the storm; Redis is SIGKILLed once 60 grabs are acknowledged, and started again
+    // (empty) after the storm.
+    let mut seen = storm(&cluster, &users, batch, card, 60, move || {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+        *mark.lock().expect("mark") = Some(Instant::now());
+    })
+    .await;
+    let killed_at = killed_at.lock().expect("killed").expect("Redis was killed");
+    cluster.redis.kill();
+    assert!(cluster.redis.restart().await, "Redis did not start again");
+
+    // Assert: grabs went on without Redis, and nothing was lost or doubled.
+    let without = seen
+        .acked
+        .iter()
+        .filter(|(_, sent, _)| *sent > killed_at)
+        .count();
+    assert!(without > 0, "no grab was acknowledged while Redis was down");
+    seen.acked.push((0, Instant::now(), Instant::now()));
+    assert_nothing_lost_or_doubled(&cluster.url, card, &users, &seen).await;
+
+    // Fan-out resumes on every node under a new epoch (the new Redis has no numbering): grabs
+    // of a second card until every watcher saw a frame of the new epoch.
+    let second = cluster
+        .admin(
+            "/admin/redpack/cards",
+            json!({"app_id": "default", "batch_id": batch, "reward_type": "积分", "sum": 40,
+                   "unit": 1, "ticket": 0, "start_time": "00:00:00", "end_time": "24:00:00"}),
+        )
+        .await["data"]["card_id"]
+        .as_i64()
+        .expect("card_id");
+    let after = cluster.watch("redpack:radio").await;
+    for (i, (uid, token)) in users.iter().take(10).enumerate() {
+        let _ = cluster
+            .client
+            .post(format!(
+                "{}/v2/redpack/rob.json",
+                cluster.nodes[i % 3].address
+            ))
+            .header("Authorization", token)
+            .json(
+                &json!({"app_id": "default", "user_id": uid, "card_id": second, "batch_id": batch}),
+            )
+            .send()
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let resumed = after.finish().await;
+    let seen_before = watchers.finish().await;
+    assert_frames_agree(&seen_before, &[0, 1, 2], true);
+    assert_frames_agree(&resumed, &[0, 1, 2], false);
+    for (n, frames) in resumed.iter().enumerate() {
+        let epoch = frames.last().and_then(|f| f["epoch"].as_str());
+        assert!(
+            epoch.is_some_and(|e| e != old_epoch),
+            "node-{n} delivered no frame of a new epoch after Redis came back: {frames:?}"
+        );
+    }
+    cluster
+        .assert_boards_match_database(&[0, 1, 2], &users[..BOARD_SAMPLE], BOARD_WAIT)
+        .await;
 }

@@ -5,9 +5,10 @@
 //! One Lua script numbers it and publishes it, atomically: it bumps the topic's `seq` in a Redis
 //! hash that also keeps the topic's `epoch` (made by the first publisher, made again if Redis
 //! lost the hash), and publishes the finished frame `{"topic","seq","epoch","data"}` on one
-//! channel. The publishing node delivers the frame to its own subscribers as soon as the script
-//! answers; every other node delivers it when the channel brings it. So a frame is numbered once
-//! and carries the same `seq` on every node. A frame that could not be published (Redis down,
+//! channel. Every node, the publishing one too, delivers the frames the channel brings. So a
+//! frame is numbered once and carries the same `seq` on every node, and frames of one topic
+//! arrive in `seq` order even when several nodes publish on it (the red-packet radio). A frame
+//! that could not be published (Redis down,
 //! the queue full) is lost and its number skipped by the next one, so clients see the gap (or,
 //! if Redis lost its data, a new epoch) and refetch.
 //!
@@ -71,7 +72,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Numbers one frame and publishes it. KEYS: the topic's hash, the channel. ARGV: an epoch for
 /// a topic that has none, how far to move `seq`, the topic as a JSON string, the data as JSON,
-/// the header line (`<sent ms> <node id>`). Answers `{seq, epoch, frame}`.
+/// the header line (`<sent ms> <node id>`), the hash's lifetime.
 const PUBLISH_SCRIPT: &str = r#"
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
@@ -82,7 +83,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[6])
 local frame = '{"topic":' .. ARGV[3] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '","data":' .. ARGV[4] .. '}'
 redis.call('PUBLISH', KEYS[2], ARGV[5] .. '\n' .. frame)
-return {seq, epoch, frame}
+return seq
 "#;
 
 /// What a stream entry carries.
@@ -209,7 +210,7 @@ impl Bus {
         let mut failing = false;
         while let Some(out) = frames.recv().await {
             match self.publish(&redis, &script, &out).await {
-                Ok((seq, epoch, frame)) => {
+                Ok(()) => {
                     if failing {
                         failing = false;
                         tracing::info!("publishing websocket frames through Redis again");
@@ -218,8 +219,6 @@ impl Bus {
                         .fanout_frames
                         .with_label_values(&["published"])
                         .inc();
-                    self.hub
-                        .deliver(&out.topic, &epoch, seq, Bytes::from(frame));
                 }
                 Err(e) => {
                     if !failing {
@@ -249,7 +248,7 @@ impl Bus {
         redis: &Redis,
         script: &redis::Script,
         out: &Outgoing,
-    ) -> redis::RedisResult<(u64, String, String)> {
+    ) -> redis::RedisResult<()> {
         let mut conn = redis.connection().await?;
         let topic = serde_json::Value::String(out.topic.clone()).to_string();
         let header = format!("{} {}", crate::clock::now_ms(), self.node);
@@ -263,12 +262,13 @@ impl Bus {
             .arg(&out.data)
             .arg(header)
             .arg(TOPIC_TTL_MS)
-            .invoke_async(&mut conn)
+            .invoke_async::<u64>(&mut conn)
             .await
+            .map(drop)
     }
 
-    /// Delivers the other nodes' frames to this node's subscribers, connecting again whenever
-    /// the subscription breaks.
+    /// Delivers the published frames to this node's subscribers, connecting again whenever the
+    /// subscription breaks.
     async fn receive_frames(self: Arc<Self>) {
         let mut failing = false;
         loop {
@@ -308,16 +308,12 @@ impl Bus {
             return;
         };
         let (header, frame) = (&payload[..split], &payload[split + 1..]);
-        let Some((sent, node)) = std::str::from_utf8(header)
+        let Some((sent, _node)) = std::str::from_utf8(header)
             .ok()
             .and_then(|h| h.split_once(' '))
         else {
             return;
         };
-        // This node delivered its own frames when the script answered.
-        if node == self.node {
-            return;
-        }
         let Ok(head) = serde_json::from_slice::<FrameHead>(frame) else {
             return;
         };

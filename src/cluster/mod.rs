@@ -75,6 +75,10 @@ pub struct Cluster {
     /// Bounds the requests relayed at once.
     pub relay_slots: tokio::sync::Semaphore,
     metrics: Option<crate::metrics::ClusterMetrics>,
+    /// The nodes whose heartbeat was recent at the keeper's last round.
+    live: Mutex<std::collections::HashSet<String>>,
+    /// Woken when a node stopped beating (it died, or is paused or cut off).
+    departed: Arc<tokio::sync::Notify>,
 }
 
 /// What `GET /admin/cluster` shows of a node.
@@ -118,7 +122,37 @@ impl Cluster {
             relay_client: forward::client().unwrap_or_default(),
             relay_slots: tokio::sync::Semaphore::new(forward::RELAYS_IN_FLIGHT_MAX),
             metrics: None,
+            live: Mutex::new(std::collections::HashSet::new()),
+            departed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Woken when another node stopped beating: what it committed last may not have reached
+    /// this node's leaderboards, which rebuild from the database.
+    pub fn departures(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.departed)
+    }
+
+    /// Notes which nodes beat within the last TTL and wakes [`Cluster::departures`] when one
+    /// that did before no longer does.
+    async fn watch_nodes(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let now: std::collections::HashSet<String> = store::live_nodes(pool, self.ttl_ms())
+            .await?
+            .into_iter()
+            .collect();
+        let gone: Vec<String> = match self.live.lock() {
+            Ok(mut live) => {
+                let gone = live.difference(&now).cloned().collect();
+                *live = now;
+                gone
+            }
+            Err(_) => Vec::new(),
+        };
+        if !gone.is_empty() {
+            tracing::info!(nodes = ?gone, "nodes stopped beating");
+            self.departed.notify_one();
+        }
+        Ok(())
     }
 
     /// Counts leases, takeovers and fenced changes in `metrics`.
@@ -350,7 +384,8 @@ impl Cluster {
                 return Err(e);
             }
         }
-        beat
+        beat?;
+        self.watch_nodes(pool).await
     }
 
     /// Gives up the leases whose local time has run out.

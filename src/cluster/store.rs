@@ -32,6 +32,18 @@ pub(super) async fn heartbeat(pool: &PgPool, node_id: &str, addr: &str) -> sqlx:
     Ok(())
 }
 
+/// The nodes whose heartbeat the database saw within the last `ttl_ms`.
+pub(super) async fn live_nodes(pool: &PgPool, ttl_ms: i64) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(concat!(
+        "SELECT node_id FROM cluster_nodes WHERE last_seen_ms >= ",
+        db_now_ms!(),
+        " - $1"
+    ))
+    .bind(ttl_ms)
+    .fetch_all(pool)
+    .await
+}
+
 /// Removes a node's row (on a graceful stop).
 pub(super) async fn forget_node(pool: &PgPool, node_id: &str) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM cluster_nodes WHERE node_id = $1")

@@ -23,11 +23,18 @@ pub fn ws_url(app: &TestApp, query: &str) -> String {
 /// Logs `code` in and connects; returns the user id and the socket.
 pub async fn connect(app: &TestApp, code: &str) -> (String, Ws) {
     let (user, bearer) = app.login(code).await;
+    (user, open(&app.address, &bearer).await)
+}
+
+/// Opens a websocket to the server at `address` (a process too) with a bearer header value.
+pub async fn open(address: &str, bearer: &str) -> Ws {
     let token = bearer.trim_start_matches("Bearer ");
-    let (ws, _) = connect_async(ws_url(app, &format!("?token={token}")))
-        .await
-        .expect("websocket upgrade");
-    (user, ws)
+    let url = format!(
+        "{}/ws?token={token}",
+        address.replacen("http://", "ws://", 1)
+    );
+    let (ws, _) = connect_async(url).await.expect("websocket upgrade");
+    ws
 }
 
 pub async fn send(ws: &mut Ws, msg: Value) {

@@ -227,9 +227,11 @@ pub fn spawn(state: web::Data<AppState>, changed: std::sync::Arc<tokio::sync::No
         let mut tick = tokio::time::interval(LEADERBOARD_PUBLISH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rebuilt = Instant::now();
-        // With several nodes, the bus asks for a rebuild when the other nodes' changes may
-        // have been missed.
+        // With several nodes, the bus and the cluster ask for a rebuild when the other nodes'
+        // changes may have been missed: after Redis was unreachable, or when a node stopped
+        // (its last commits may not have been shared).
         let resynced = state.bus.as_ref().map(|bus| bus.resynced());
+        let departures = state.cluster.departures();
         loop {
             // A change wakes the publisher at once; the tick catches day changes and rebuilds.
             let mut rebuild_now = false;
@@ -242,6 +244,7 @@ pub fn spawn(state: web::Data<AppState>, changed: std::sync::Arc<tokio::sync::No
                         None => std::future::pending().await,
                     }
                 } => rebuild_now = true,
+                _ = departures.notified() => rebuild_now = true,
             }
             if rebuild_now || rebuilt.elapsed() >= LEADERBOARD_REBUILD_INTERVAL {
                 rebuilt = Instant::now();
