@@ -3,7 +3,11 @@
 #   1. one node in cluster mode: `trivial` and `redpack` (grabs answered after their commit)
 #   2. three nodes on a fresh database: the same `redpack` run, requests round-robin over them
 #      (a node that does not own a card relays the grab to its owner)
-#   3. loadtest/cluster_faults.py: KILLS rounds of SIGKILL of a card's owner (takeover time
+#   3. websocket latency on the three nodes: from a change sent to a node to the points board's
+#      frame on subscribers of the node that publishes the board (its lease's owner) and of
+#      another node (the frame crosses Redis either way; a change committed on a node that does
+#      not publish the board reaches the publisher through the Redis stream first)
+#   4. loadtest/cluster_faults.py: KILLS rounds of SIGKILL of a card's owner (takeover time
 #      p50 / max against the lease TTL), then a SIGSTOP of an owner for three leases during a
 #      storm (the changes its commits fenced); no grab lost or doubled in any round.
 # Three nodes share this machine's cores with Postgres, Redis and the load generator: read the
@@ -18,6 +22,8 @@
 #   DURATION        time budget of each closed loop, seconds  (default 15)
 #   CONCURRENCY     closed-loop workers                       (default 64)
 #   KILLS           takeover rounds                           (default 10)
+#   WS_SUBSCRIBERS  websocket subscribers per latency row     (default 500)
+#   WS_CHANGES      changes per latency row                   (default 40)
 #   LEASE_TTL_MS    the nodes' lease                          (default 3000)
 #   REDIS_PORT      port of the private redis-server          (default 16398)
 #   SKIP_BUILD=1    use the binaries already in the target directory
@@ -33,6 +39,8 @@ CARDS=${CARDS:-10}
 DURATION=${DURATION:-15}
 CONCURRENCY=${CONCURRENCY:-64}
 KILLS=${KILLS:-10}
+WS_SUBSCRIBERS=${WS_SUBSCRIBERS:-500}
+WS_CHANGES=${WS_CHANGES:-40}
 LEASE_TTL_MS=${LEASE_TTL_MS:-3000}
 REDIS_PORT=${REDIS_PORT:-16398}
 
@@ -47,6 +55,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 SERVER_BIN=$TARGET_DIR/release/points-engine
 LOADTEST_BIN=$TARGET_DIR/release/points-loadtest
+WS_BIN=$TARGET_DIR/release/ws-fanout
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/points-cluster.XXXXXX")
 PIDS=()
@@ -113,6 +122,26 @@ for i in 0 1 2; do start_node "$(db_url points_cluster_three)" "$i"; done
 ROWS+=("$(run "three nodes" redpack --url http://127.0.0.1:18100 --url http://127.0.0.1:18101 \
     --url http://127.0.0.1:18102 --users "$USERS" --cards "$CARDS" --requests $((USERS * CARDS)) \
     --duration "$DURATION")")
+
+echo "== websocket latency, the board's publisher against another node" >&2
+node_url() { echo "http://127.0.0.1:$((18100 + $1))"; }
+# ws_row SUBSCRIBERS_NODE CHANGES_NODE: one ws-fanout run's row, without its leading '|'.
+ws_row() {
+    "$WS_BIN" --url "$(node_url "$1")" --change-url "$(node_url "$2")" --admin-key "$ADMIN_KEY" \
+        --subscribers "$WS_SUBSCRIBERS" --changes "$WS_CHANGES" --interval-ms 300 | tail -n 1 | cut -c2-
+}
+# The first changes make one node take the lease of the points board.
+"$WS_BIN" --url "$(node_url 0)" --admin-key "$ADMIN_KEY" --subscribers 1 --changes 3 >/dev/null
+OWNER=$(curl -s -H "X-Admin-Key: $ADMIN_KEY" "$(node_url 0)/admin/cluster" | python3 -c '
+import json, sys
+leases = json.load(sys.stdin)["data"]["leases"]
+print([l["node_id"] for l in leases if l["activity"] == "leaderboard:points:default"][0])')
+O=${OWNER#node-}
+X=$(((O + 1) % 3))
+WS_ROWS=()
+WS_ROWS+=("| on the publisher (node-$O) | node-$O |$(ws_row "$O" "$O")")
+WS_ROWS+=("| on another node (node-$X) | node-$O |$(ws_row "$X" "$O")")
+WS_ROWS+=("| on another node (node-$X) | node-$X |$(ws_row "$X" "$X")")
 stop_nodes
 
 echo "== faults: $KILLS owner kills, one owner paused" >&2
@@ -127,6 +156,11 @@ echo
 echo '| label | scenario | requests ok | errors | seconds | req/s | p50 ms | p99 ms | max ms |'
 echo '|---|---|---:|---:|---:|---:|---:|---:|---:|'
 printf '%s\n' "${ROWS[@]}"
+echo
+echo
+echo '| subscribers on | changes sent to | subscribers | changes | deliveries | p50 | p99 | max |'
+echo '|---|---|---|---|---|---|---|---|'
+printf '%s\n' "${WS_ROWS[@]}"
 echo
 echo "- grabs, three nodes against one: $(awk -v a="$three" -v b="$one" 'BEGIN { printf "%.2f", a / b }')x (one machine, $(nproc) cores shared by every process)"
 echo "- faults: $FAULTS"

@@ -8,8 +8,11 @@
 //! connection open and reading for that long (touching `--ready-file` first), so a grab storm can
 //! be measured with the subscribers connected.
 //!
+//! With several nodes, `--change-url` names the node the changes are sent to (default: `--url`),
+//! so the latency from a commit on one node to subscribers on another can be measured.
+//!
 //! Usage: `ws-fanout --url http://127.0.0.1:18081 --admin-key KEY [--subscribers 10000]
-//! [--changes 30] [--interval-ms 500] [--hold-secs 0] [--ready-file PATH]`
+//! [--changes 30] [--interval-ms 500] [--hold-secs 0] [--ready-file PATH] [--change-url URL]`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(3);
 
 struct Options {
     url: String,
+    change_url: Option<String>,
     admin_key: String,
     subscribers: u64,
     changes: u64,
@@ -43,6 +47,7 @@ struct Options {
 fn parse() -> Result<Options> {
     let mut o = Options {
         url: "http://127.0.0.1:8080".into(),
+        change_url: None,
         admin_key: std::env::var("POINTS_ADMIN_KEY").unwrap_or_else(|_| "dev-admin-key".into()),
         subscribers: 10_000,
         changes: 30,
@@ -55,6 +60,7 @@ fn parse() -> Result<Options> {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--url" => o.url = value()?,
+            "--change-url" => o.change_url = Some(value()?),
             "--admin-key" => o.admin_key = value()?,
             "--subscribers" => o.subscribers = value()?.parse()?,
             "--changes" => o.changes = value()?.parse()?,
@@ -64,12 +70,14 @@ fn parse() -> Result<Options> {
             other => bail!("unknown option {other:?}"),
         }
     }
-    let host = reqwest::Url::parse(&o.url)?
-        .host_str()
-        .unwrap_or_default()
-        .to_string();
-    if host != "127.0.0.1" && host != "localhost" && host != "[::1]" {
-        bail!("--url must be a loopback address");
+    for url in std::iter::once(&o.url).chain(&o.change_url) {
+        let host = reqwest::Url::parse(url)?
+            .host_str()
+            .unwrap_or_default()
+            .to_string();
+        if host != "127.0.0.1" && host != "localhost" && host != "[::1]" {
+            bail!("--url and --change-url must be loopback addresses");
+        }
     }
     if !(1..=SUBSCRIBERS_MAX).contains(&o.subscribers) || o.changes > 10_000 {
         bail!("--subscribers must be 1..={SUBSCRIBERS_MAX}, --changes at most 10000");
@@ -218,8 +226,9 @@ async fn main() -> Result<()> {
     );
 
     // The changes: each grant lifts the star to a new top score.
+    let change_url = o.change_url.clone().unwrap_or_else(|| o.url.clone());
     let mut score = client
-        .post(format!("{}/core/user/balance.json", o.url))
+        .post(format!("{change_url}/core/user/balance.json"))
         .header("X-Admin-Key", &o.admin_key)
         .json(&json!({"uuid": star}))
         .send()
@@ -239,7 +248,7 @@ async fn main() -> Result<()> {
             .map_err(|_| anyhow::anyhow!("lock"))?
             .push((score, Instant::now()));
         let answer: Value = client
-            .post(format!("{}/core/point/update.json", o.url))
+            .post(format!("{change_url}/core/point/update.json"))
             .header("X-Admin-Key", &o.admin_key)
             .header("Idempotency-Key", format!("ws-{run}-{i}"))
             .json(&json!({"uuid": star, "amount": CHANGE_POINTS, "expired_time": "2099-12-31 00:00:00"}))
