@@ -117,7 +117,7 @@ start_server() {
 
     local log="$TMP/server-$name.log"
     env POINTS_BIND="$BIND" POINTS_ADMIN_KEY="$ADMIN_KEY" DATABASE_URL="$database_url" \
-        RUST_LOG=warn "$@" "$SERVER_BIN" serve >"$log" 2>&1 &
+        POINTS_RATE_LIMITS=off RUST_LOG=warn "$@" "$SERVER_BIN" serve >"$log" 2>&1 &
     SERVER_PID=$!
 
     local deadline=$((SECONDS + READY_TIMEOUT_SECS))

@@ -81,7 +81,7 @@ else
     database_url="sqlite://$TMP/bench.db"
 fi
 env POINTS_BIND="$BIND" POINTS_ADMIN_KEY="$ADMIN_KEY" DATABASE_URL="$database_url" POINTS_DEV_LOGIN=1 \
-    RUST_LOG=error "$SERVER_BIN" serve >"$TMP/server.log" 2>&1 &
+    POINTS_RATE_LIMITS=off RUST_LOG=error "$SERVER_BIN" serve >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 deadline=$((SECONDS + READY_TIMEOUT_SECS))
 until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE_URL/readyz")" == 200 ]]; do

@@ -116,11 +116,19 @@ pub async fn issue_session(state: &AppState, user: &User) -> Result<String, AppE
     rand::rng().fill_bytes(&mut bytes);
     let token = hex::encode(bytes);
     let ttl = i64::try_from(state.settings.session_ttl.as_millis()).unwrap_or(i64::MAX / 2);
-    state
+    let revoked = state
         .stores
         .accounts
-        .create_session(&token_hash(&token), user, now_ms().saturating_add(ttl))
+        .create_session(
+            &token_hash(&token),
+            user,
+            now_ms().saturating_add(ttl),
+            state.settings.bounds.sessions_per_user,
+        )
         .await?;
+    for hash in &revoked {
+        state.caches.sessions.invalidate(hash);
+    }
     Ok(token)
 }
 

@@ -67,6 +67,14 @@ pub struct Settings {
     pub node_id: Option<String>,
     /// How long an activity lease lasts without renewal (`POINTS_LEASE_TTL_MS`).
     pub lease_ttl: Duration,
+    /// Rate limits by route class and scope (`POINTS_RATE_LIMITS`: `off`, or entries like
+    /// `grab:user=10/s` on top of the defaults).
+    pub rate_limits: crate::limits::RateLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (`POINTS_TRUSTED_PROXIES`: addresses
+    /// and CIDR blocks); unset: the socket's peer is the client.
+    pub trusted_proxies: crate::limits::TrustedProxies,
+    /// Websockets, sessions, uploads and body read time per caller.
+    pub bounds: crate::limits::Bounds,
 }
 
 /// Default lease time to live: an owner that stops renewing loses its activities within it.
@@ -106,6 +114,9 @@ impl Default for Settings {
             node_addr: None,
             node_id: None,
             lease_ttl: LEASE_TTL_DEFAULT,
+            rate_limits: crate::limits::RateLimits::default(),
+            trusted_proxies: crate::limits::TrustedProxies::default(),
+            bounds: crate::limits::Bounds::default(),
         }
     }
 }
@@ -224,6 +235,13 @@ impl Settings {
         if let Some(v) = num("POINTS_LEASE_TTL_MS")? {
             s.lease_ttl = Duration::from_millis(v).max(LEASE_TTL_MIN);
         }
+        if let Some(v) = get("POINTS_RATE_LIMITS") {
+            s.rate_limits = crate::limits::RateLimits::parse(&v).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(v) = get("POINTS_TRUSTED_PROXIES") {
+            s.trusted_proxies =
+                crate::limits::TrustedProxies::parse(&v).map_err(anyhow::Error::msg)?;
+        }
         Ok(s)
     }
 }
@@ -298,6 +316,9 @@ impl fmt::Debug for Settings {
             .field("node_addr", &self.node_addr)
             .field("node_id", &self.node_id)
             .field("lease_ttl", &self.lease_ttl)
+            .field("rate_limits", &self.rate_limits)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("bounds", &self.bounds)
             .finish()
     }
 }
@@ -327,5 +348,11 @@ mod tests {
         assert!(Settings::from_vars(&vars).is_err());
         let vars = HashMap::from([("POINTS_TIMEZONE".to_string(), "Mars/Base".to_string())]);
         assert!(Settings::from_vars(&vars).is_err());
+        let vars = HashMap::from([(
+            "POINTS_RATE_LIMITS".to_string(),
+            "grab:user=10/s,grab:users=1/s".to_string(),
+        )]);
+        let err = Settings::from_vars(&vars).expect_err("malformed entry");
+        assert!(err.to_string().contains("grab:users=1/s"), "{err}");
     }
 }

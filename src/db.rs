@@ -35,8 +35,10 @@ const POSTGRES_HOT_CONNECTIONS: u32 = 4;
 /// How long a hot-pool transaction may sit idle before Postgres ends it: a ledger batch never
 /// waits that long between its statements unless its process stopped.
 const POSTGRES_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(2);
-/// How long a request waits for a pooled connection before the pool reports a timeout.
-const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a pooled connection before the pool reports a timeout. It
+/// bounds how long a write waits when the database is gone (connecting is retried within it)
+/// before it answers "unavailable"; under load a connection is free within milliseconds.
+pub const POOL_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1_500);
 
 /// Which SQL dialect is behind the pools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

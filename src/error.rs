@@ -34,6 +34,11 @@ pub enum AppError {
     LimitReached(String),
     /// The body is larger than the route accepts.
     TooLarge,
+    /// The body did not arrive within the read deadline.
+    TooSlow,
+    /// The caller (a user or a client address) is over a rate limit of the route's class; try
+    /// again after this many seconds. Nothing changed.
+    RateLimited(u64),
     /// The server is shedding load; try again later.
     Busy,
     /// A login provider (WeChat, Alipay) is not configured for the app.
@@ -76,8 +81,11 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Insufficient { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) | AppError::Refused(_) => StatusCode::CONFLICT,
-            AppError::LimitReached(_) | AppError::Busy => StatusCode::TOO_MANY_REQUESTS,
+            AppError::LimitReached(_) | AppError::Busy | AppError::RateLimited(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             AppError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
             AppError::Provider(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) | AppError::Elsewhere(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -97,6 +105,8 @@ impl AppError {
             AppError::Conflict(_) => "CONFLICT",
             AppError::LimitReached(_) => "LIMIT_REACHED",
             AppError::TooLarge => "PAYLOAD_TOO_LARGE",
+            AppError::TooSlow => "REQUEST_TIMEOUT",
+            AppError::RateLimited(_) => "RATE_LIMITED",
             AppError::Busy => "BUSY",
             AppError::NotConfigured(_) => "NOT_CONFIGURED",
             AppError::Provider(_) => "PROVIDER_ERROR",
@@ -125,6 +135,10 @@ impl AppError {
                 format!("insufficient points: balance {balance}, needed {needed}")
             }
             AppError::TooLarge => "request body too large".into(),
+            AppError::TooSlow => "the request body did not arrive in time".into(),
+            AppError::RateLimited(secs) => {
+                format!("too many requests; try again in {secs} s, nothing was changed")
+            }
             AppError::Busy => "server busy, try again shortly".into(),
             AppError::Unavailable(_) | AppError::Elsewhere(_) => {
                 "service temporarily unavailable, nothing was changed".into()
@@ -145,6 +159,8 @@ impl AppError {
             AppError::Conflict(m) => format!("请求冲突: {m}"),
             AppError::LimitReached(_) => "已达上限".into(),
             AppError::TooLarge => "请求内容过大".into(),
+            AppError::TooSlow => "请求超时".into(),
+            AppError::RateLimited(_) => "操作太频繁，请稍后再试".into(),
             AppError::Busy => "活动太火爆，请稍后再试".into(),
             AppError::NotConfigured(m) => format!("未配置: {m}"),
             AppError::Provider(m) => format!("登录失败: {m}"),
@@ -199,6 +215,10 @@ impl From<LedgerError> for AppError {
             LedgerError::Fenced { activity } => AppError::Unavailable(format!(
                 "activity {activity} moved to another node; try again"
             )),
+            LedgerError::Rejected(m) => {
+                tracing::warn!(error = %m, "ledger refused a change");
+                AppError::invalid("the change holds a value that cannot be stored")
+            }
         }
     }
 }
@@ -279,8 +299,23 @@ impl<D: Dialect> ResponseError for Failure<D> {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = D::render(&self.0);
-        if let AppError::Elsewhere(addr) = &self.0 {
-            response.extensions_mut().insert(ForwardTo(addr.clone()));
+        match &self.0 {
+            AppError::Elsewhere(addr) => {
+                response.extensions_mut().insert(ForwardTo(addr.clone()));
+            }
+            // Whatever the dialect answers other errors with, these two keep their HTTP status
+            // (proxies and clients back off on it).
+            AppError::RateLimited(secs) => {
+                *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string())
+                {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+            }
+            AppError::TooSlow => *response.status_mut() = StatusCode::REQUEST_TIMEOUT,
+            _ => {}
         }
         response
     }

@@ -41,6 +41,36 @@ impl<T, D> Params<T, D> {
 #[derive(Debug, Clone)]
 pub struct RawBody(pub web::Bytes);
 
+/// Reads a request's body, at most `bytes_max` bytes of it, within the body read deadline
+/// (`Bounds::body_read_deadline`): a body that trickles in slower answers 408.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    bytes_max: usize,
+) -> Result<web::Bytes, AppError> {
+    let within = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(crate::limits::Bounds::default().body_read_deadline, |s| {
+            s.settings.bounds.body_read_deadline
+        });
+    let deadline = tokio::time::Instant::now() + within;
+    let mut body = web::BytesMut::new();
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Err(_) => return Err(AppError::TooSlow),
+            Ok(None) => break,
+            Ok(Some(chunk)) => {
+                chunk.map_err(|e| AppError::invalid(format!("reading body: {e}")))?
+            }
+        };
+        if body.len() + chunk.len() > bytes_max {
+            return Err(AppError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Reads the request's fields as a JSON object: query string for GET, body otherwise. Form and
 /// query values arrive as strings; [`lenient`] deserializers accept them where numbers are due.
 async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, AppError> {
@@ -52,23 +82,15 @@ async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, 
         fields.insert(k, Value::String(v));
     }
     if req.method() == Method::GET || req.method() == Method::HEAD {
-        return Ok(Value::Object(fields));
+        return storable(Value::Object(fields));
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::invalid(format!("reading body: {e}")))?;
-        if body.len() + chunk.len() > BODY_BYTES_MAX {
-            return Err(AppError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let body = read_body(req, payload, BODY_BYTES_MAX).await?;
     // Kept for a relay to the node that owns the request's activity.
     req.extensions_mut().insert(RawBody(body.clone()));
     let text = std::str::from_utf8(&body).map_err(|_| AppError::invalid("body is not UTF-8"))?;
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
-        return Ok(Value::Object(fields));
+        return storable(Value::Object(fields));
     }
     let is_json = req.content_type().contains("json") || trimmed.starts_with('{');
     if is_json {
@@ -84,7 +106,30 @@ async fn read_fields(req: &HttpRequest, payload: &mut Payload) -> Result<Value, 
             fields.insert(k, Value::String(v));
         }
     }
-    Ok(Value::Object(fields))
+    storable(Value::Object(fields))
+}
+
+/// The fields, unless a name or a text in them holds a NUL character: Postgres cannot store one
+/// in text, so it is refused as bad input on every backend before anything reaches the ledger.
+/// (Text that is not UTF-8, or JSON with a lone surrogate, never parses in the first place.)
+fn storable(fields: Value) -> Result<Value, AppError> {
+    fn check(path: &str, value: &Value) -> Result<(), AppError> {
+        match value {
+            Value::String(s) if s.contains('\0') => {
+                Err(AppError::invalid(format!("`{path}` holds a NUL character")))
+            }
+            Value::Array(items) => items.iter().try_for_each(|v| check(path, v)),
+            Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+                if k.contains('\0') {
+                    return Err(AppError::invalid("a field name holds a NUL character"));
+                }
+                check(if path.is_empty() { k } else { path }, v)
+            }),
+            _ => Ok(()),
+        }
+    }
+    check("", &fields)?;
+    Ok(fields)
 }
 
 /// Turns a serde error into a clear "missing" or "invalid" error.
@@ -210,6 +255,28 @@ pub fn bearer(req: &HttpRequest) -> Option<String> {
     Some(token.trim().to_string()).filter(|t| !t.is_empty())
 }
 
+/// The `token` query parameter (how a websocket upgrade authenticates), if any.
+pub fn query_token(req: &HttpRequest) -> Option<String> {
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).ok()?;
+    query
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+/// The session behind `token` if it is valid now, through the session cache.
+pub async fn live_session(state: &AppState, token: &str) -> Option<SessionUser> {
+    let hash = token_hash(token);
+    let session = state
+        .caches
+        .sessions
+        .get_or_load(&hash, || state.stores.accounts.session(&hash))
+        .await
+        .ok()??;
+    (session.expires_at > now_ms()).then_some(session)
+}
+
 impl<D: Dialect> FromRequest for Caller<D> {
     type Error = Failure<D>;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -296,6 +363,26 @@ pub struct Routes<'a> {
 pub struct ApiDoc {
     pub paths: Vec<(String, PathItem)>,
     pub schemas: Vec<(String, RefOr<Schema>)>,
+    /// Every registered path with the methods it answers.
+    pub methods: std::collections::BTreeMap<String, Vec<Method>>,
+}
+
+/// The methods each path answers: a known path asked with another method answers 405.
+#[derive(Debug, Default, Clone)]
+pub struct MethodTable(pub std::collections::BTreeMap<String, Vec<Method>>);
+
+impl MethodTable {
+    /// The `Allow` header value for `path`, if it is a known path.
+    pub fn allow(&self, path: &str) -> Option<String> {
+        let methods = self.0.get(path)?;
+        Some(
+            methods
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    }
 }
 
 fn http_method(m: &Method) -> HttpMethod {
@@ -335,6 +422,11 @@ impl<'a> Routes<'a> {
             resource = resource.route(web::method(m.clone()).to(handler.clone()));
         }
         self.cfg.service(resource);
+        self.doc
+            .methods
+            .entry(doc.path.to_string())
+            .or_default()
+            .extend(doc.methods.iter().cloned());
 
         let req_name = Req::name().to_string();
         let resp_name = Resp::name().to_string();

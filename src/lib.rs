@@ -37,6 +37,7 @@ pub mod features;
 pub mod fulfilment;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod metrics;
 pub mod points;
 pub mod runtime;

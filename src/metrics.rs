@@ -20,6 +20,10 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub ledger: LedgerMetrics,
     pub cluster: ClusterMetrics,
+    /// Requests answered 429 by a rate limit, by route class.
+    pub rate_limited: IntCounterVec,
+    /// Websockets refused at upgrade or closed for flooding, by reason.
+    pub ws_refused: IntCounterVec,
 }
 
 /// What several nodes count: leases, takeovers, fenced commits, relayed requests.
@@ -131,7 +135,25 @@ impl Metrics {
         registry.register(Box::new(cluster.takeovers.clone()))?;
         registry.register(Box::new(cluster.fenced.clone()))?;
         registry.register(Box::new(cluster.relayed.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_requests_total",
+                "Requests answered 429 by a rate limit, by route class",
+            ),
+            &["class"],
+        )?;
+        let ws_refused = IntCounterVec::new(
+            Opts::new(
+                "ws_refused_total",
+                "Websockets refused at upgrade or closed for flooding, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(ws_refused.clone()))?;
         Ok(Self {
+            rate_limited,
+            ws_refused,
             cluster,
             registry,
             requests,
@@ -156,6 +178,22 @@ impl Metrics {
     }
 }
 
+/// The label of a request's method: the standard methods by name, any other as `other`, so a
+/// client inventing methods cannot grow the label set.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts and times every request under its route pattern (not its raw path, so
 /// the label set stays bounded).
 pub async fn track(
@@ -167,7 +205,7 @@ pub async fn track(
         .app_data::<web::Data<std::sync::Arc<Metrics>>>()
         .cloned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
     let elapsed = started.elapsed();
     tracing::debug!(
@@ -180,7 +218,7 @@ pub async fn track(
     if let Some(m) = metrics {
         let status = res.status().as_u16().to_string();
         m.requests
-            .with_label_values(&[route.as_str(), method.as_str(), status.as_str()])
+            .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();
         m.latency
             .with_label_values(&[route.as_str()])

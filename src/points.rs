@@ -33,8 +33,8 @@ pub struct ChangeRequest<'a> {
 }
 
 /// Checks a client idempotency key and namespaces it (see [`IdempotencyKey`]).
-pub fn idem_key(namespace: &str, raw: &str) -> Result<String, AppError> {
-    IdempotencyKey::parse(namespace, raw).map(IdempotencyKey::into_string)
+pub fn idem_key(namespace: &str, raw: &str) -> Result<IdempotencyKey, AppError> {
+    IdempotencyKey::parse(namespace, raw)
 }
 
 /// The values of ledger counters, in the order of `keys` (an absent counter is 0).

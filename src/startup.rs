@@ -49,11 +49,35 @@ pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     crate::features::routes(cfg, doc);
 }
 
-/// The OpenAPI document of every route [`register_routes`] registers.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// What a request no route takes answers: 405 with `Allow` on a known path asked with another
+/// method, 404 elsewhere.
+async fn no_route(
+    req: actix_web::HttpRequest,
+    methods: web::Data<crate::http::MethodTable>,
+) -> HttpResponse {
+    match methods.allow(req.path()) {
+        Some(allow) => HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow.clone()))
+            .json(serde_json::json!({
+                "error": "METHOD_NOT_ALLOWED",
+                "message": format!("{} answers {allow}", req.path()),
+            })),
+        None => HttpResponse::NotFound()
+            .json(serde_json::json!({"error": "NOT_FOUND", "message": "no such route"})),
+    }
+}
+
+/// Every route [`register_routes`] registers, documented.
+fn route_doc() -> ApiDoc {
     let mut doc = ApiDoc::default();
     // `App::configure` runs the closure at once; the app itself is dropped.
     let _ = App::new().configure(|cfg| register_routes(cfg, &mut doc));
+    doc
+}
+
+/// The OpenAPI document of every route [`register_routes`] registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let doc = route_doc();
     let mut paths = PathsBuilder::new().build();
     for (path, item) in doc.paths {
         paths.merge(PathsBuilder::new().path(path, item).build());
@@ -211,6 +235,13 @@ impl Application {
             node(&settings, &stores.db, addr, node_id).with_metrics(metrics.cluster.clone()),
         );
         cluster.spawn_keeper();
+        let limiter = crate::limits::Limiter::new(
+            settings.rate_limits.clone(),
+            bus.as_ref().map(|b| b.limit_prefix().to_string()),
+        )
+        .with_relay_token(crate::limits::middleware::relay_token(
+            settings.admin_key.as_deref(),
+        ));
         let state = web::Data::new(AppState {
             clock: BizClock::new(settings.timezone),
             settings: settings.clone(),
@@ -226,6 +257,16 @@ impl Application {
             leaderboard,
             cluster: Arc::clone(&cluster),
             bus,
+            limiter,
+            sockets: Arc::default(),
+        });
+        let sweeping = state.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(crate::limits::SWEEP_INTERVAL);
+            loop {
+                every.tick().await;
+                sweeping.limiter.sweep();
+            }
         });
         crate::activities::leaderboard::spawn(state.clone(), board_changed);
         let mut lost = cluster.lost();
@@ -256,12 +297,14 @@ impl Application {
         let doc = serde_json::to_string(&openapi()).context("serializing the OpenAPI document")?;
         let doc = web::Data::new(service::OpenApiJson(doc));
         let metrics_data = web::Data::new(metrics);
+        let methods = web::Data::new(crate::http::MethodTable(route_doc().methods));
 
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(doc.clone())
                 .app_data(metrics_data.clone())
+                .wrap(from_fn(crate::limits::middleware::rate_limit))
                 .wrap(from_fn(crate::cluster::forward::relay))
                 .wrap(from_fn(crate::metrics::track))
                 .configure(|cfg| register_routes(cfg, &mut ApiDoc::default()))
@@ -269,10 +312,8 @@ impl Application {
                     utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                         .config(utoipa_swagger_ui::Config::from("/openapi.json")),
                 )
-                .default_service(web::to(|| async {
-                    HttpResponse::NotFound()
-                        .json(serde_json::json!({"error": "NOT_FOUND", "message": "no such route"}))
-                }))
+                .app_data(methods.clone())
+                .default_service(web::to(no_route))
         })
         .workers(settings.workers)
         .listen(listener)

@@ -36,6 +36,10 @@ pub struct AppState {
     pub cluster: Arc<crate::cluster::Cluster>,
     /// Fan-out across nodes through Redis (several nodes only).
     pub bus: Option<Arc<crate::cluster::bus::Bus>>,
+    /// Rate limits, shared through Redis with several nodes.
+    pub limiter: crate::limits::Limiter,
+    /// This node's websockets, counted per user and per address.
+    pub sockets: Arc<crate::runtime::sockets::Connections>,
 }
 
 impl AppState {

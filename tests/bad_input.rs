@@ -463,6 +463,46 @@ fn long(n: usize) -> String {
     "x".repeat(n)
 }
 
+/// `base` with a NUL character in each of `fields` in turn (Postgres cannot store one in text),
+/// sent as JSON and as a form; plus a field whose name holds one.
+fn nul_texts(
+    path: &str,
+    headers: &Headers,
+    base: &Value,
+    fields: &[&str],
+    invalid: Expect,
+) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for field in fields {
+        let mut body = base.clone();
+        body[*field] = json!("x\u{0}y");
+        let form: Vec<(String, String)> = body
+            .as_object()
+            .expect("a JSON object")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect();
+        let form = serde_urlencoded::to_string(form).expect("form body");
+        cases.push(Case::post(path, headers, body, invalid));
+        cases.push(Case::raw(
+            path,
+            headers,
+            "application/x-www-form-urlencoded",
+            form,
+            invalid,
+        ));
+    }
+    let mut body = base.clone();
+    body["pad\u{0}"] = json!("x");
+    cases.push(Case::post(path, headers, body, invalid));
+    cases
+}
+
 // ----- 000 -----
 
 #[actix_web::test]
@@ -650,6 +690,13 @@ async fn gift_points_routes_refuse_bad_input_and_change_nothing() {
         let update = "/core/point/update.json";
         let grant = json!({"uuid": alice, "amount": 5, "task_id": "t", "flag": "grant", "transfer_info": "x", "expired_time": "2099-01-01 00:00:00"});
         cases.extend(bad_amounts(update, &admin, &grant, "amount", Gift(400)));
+        cases.extend(nul_texts(
+            update,
+            &admin,
+            &grant,
+            &["uuid", "app_id", "task_id", "flag", "transfer_info"],
+            Gift(400),
+        ));
         cases.extend([
             Case::post(update, &admin, json!({"uuid": alice, "expired_time": "2099-01-01 00:00:00"}), Gift(400)),
             Case::post(update, &admin, json!({"uuid": alice, "amount": 5}), Gift(400)),
@@ -842,6 +889,13 @@ async fn center_routes_refuse_bad_input_and_change_nothing() {
             Center(40000),
         ));
         cases.extend(broken_bodies(change, &admin, Center(40000), Center(41300)));
+        cases.extend(nul_texts(
+            change,
+            &admin,
+            &body,
+            &["openId", "changeType", "desc", "app_id"],
+            Center(40000),
+        ));
 
         w.run(cases).await;
         w.assert_ledger_healthy().await;
@@ -953,6 +1007,13 @@ async fn open_routes_refuse_bad_input_and_change_nothing() {
                 Case::post(POINTS, headers, json!({"transactionId": "t1", "userId": me, "point": -51}), Open(422)),
             ]);
             cases.extend(bad_amounts(POINTS, headers, &base, "point", Open(400)));
+            cases.extend(nul_texts(
+                POINTS,
+                headers,
+                &base,
+                &["transactionId", "type", "info"],
+                Open(400),
+            ));
             cases.extend(broken_bodies(POINTS, headers, Open(400), Open(413)));
         }
         // The fixture's transactionId with other values is a conflict.
@@ -1044,6 +1105,13 @@ async fn miniapp_routes_refuse_bad_input_and_change_nothing() {
             ),
         ]);
         cases.extend(broken_bodies(login, &none, Mini(-400), Mini(-413)));
+        cases.extend(nul_texts(
+            login,
+            &none,
+            &json!({"code": "carol", "app_id": "default"}),
+            &["code", "app_id"],
+            Mini(-400),
+        ));
 
         for path in ["/api/query_balance/", "/api/query_point_record/"] {
             cases.extend([
@@ -1227,6 +1295,13 @@ async fn admin_routes_refuse_bad_input_and_change_nothing() {
             ),
         ]);
         cases.extend(broken_bodies(apps, &admin, Gift(400), Gift(413)));
+        cases.extend(nul_texts(
+            apps,
+            &admin,
+            &json!({"id": "nul-app", "name": "n"}),
+            &["id", "name"],
+            Gift(400),
+        ));
 
         let users = "/admin/users";
         cases.extend([

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::ws::{next_json, open, subscribe};
-use common::{backends, spawn_process, Backend, ServerProcess, ADMIN_KEY};
+use common::{backends, spawn_process, Backend, OwnRedis, ServerProcess, ADMIN_KEY};
 use futures_util::stream::{self, StreamExt};
 use points_engine::db::Db;
 use serde_json::{json, Value};
@@ -37,66 +37,6 @@ const USER_DEADLINE: Duration = Duration::from_secs(40);
 /// One scenario at a time: three nodes each, their connections and their cores, are as much as
 /// one Postgres and this machine should carry at once.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A Redis server of the scenario's own on a free port, without persistence: killing it loses
-/// everything it held, as a failover to an empty replica would.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    async fn start() -> Option<OwnRedis> {
-        let mut redis = OwnRedis {
-            port: common::free_port(),
-            child: None,
-        };
-        redis.restart().await.then_some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on its port; whether it accepts connections.
-    async fn restart(&mut self) -> bool {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            eprintln!("redis-server not found: cluster fault scenarios skipped");
-            return false;
-        };
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        false
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 struct Cluster {
     url: String,

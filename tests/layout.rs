@@ -27,6 +27,7 @@ const UPPER_MODULES: &[&str] = &[
 /// Files and folders of the floors below the slices.
 const LOWER_FLOORS: &[&str] = &[
     "src/dialect",
+    "src/limits",
     "src/runtime",
     "src/store",
     "src/cluster",

@@ -639,3 +639,85 @@ async fn wait_for_acks(acked: &Acked, n: usize) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+#[actix_web::test]
+async fn a_change_the_database_refuses_fails_alone_and_the_rest_of_its_batch_commits() {
+    use points_actors::{Change, LedgerError, Submit};
+
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let users: Vec<String> = join_all((0..24).map(|i| {
+            let app = &app;
+            async move { app.login(&format!("batch{i}")).await.0 }
+        }))
+        .await;
+        let db = Db::connect(&app.database_url, 2).await.expect("db");
+        // What the database refuses: on Postgres a NUL in text, which it cannot store; SQLite
+        // stores a NUL, so there a trigger refuses one description instead.
+        let poison = match backend {
+            Backend::Postgres => "bad\u{0}text",
+            Backend::Sqlite => {
+                sqlx::query(
+                    "CREATE TRIGGER refuse_poison BEFORE INSERT ON ledger_entries \
+                     WHEN NEW.description = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+                )
+                .execute(&db.write)
+                .await
+                .expect("trigger");
+                "poison"
+            }
+        };
+        let mut ids = Vec::new();
+        for uid in &users {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE platform_uid = $1")
+                .bind(uid)
+                .fetch_one(&db.read)
+                .await
+                .expect("user id");
+            ids.push(id);
+        }
+        // A linger gathers every change below into one batch.
+        let limits = LedgerLimits {
+            linger: std::time::Duration::from_millis(200),
+            ..LedgerLimits::default()
+        };
+        let store = LedgerDb { db: db.clone() };
+        let ledger = LedgerActor::new(Arc::new(store), limits, None).start();
+        let changes = ids.iter().enumerate().map(|(i, id)| {
+            let mut change = Change::simple("default", *id, 5, "grant", format!("batch-{i}"));
+            if i == 7 {
+                change.description = poison.into();
+            }
+            ledger.send(Submit(change))
+        });
+        let outcomes = join_all(changes).await;
+
+        for (i, outcome) in outcomes.iter().enumerate() {
+            let outcome = outcome.as_ref().expect("mailbox");
+            if i == 7 {
+                assert!(
+                    matches!(outcome, Err(LedgerError::Rejected(_))),
+                    "{backend:?}: {outcome:?}"
+                );
+            } else {
+                assert!(outcome.is_ok(), "{backend:?}: change {i}: {outcome:?}");
+            }
+        }
+        for (i, uid) in users.iter().enumerate() {
+            let facts = ledger_facts(&app.database_url, uid).await;
+            facts.assert_conserved();
+            assert_eq!(
+                facts.balance,
+                if i == 7 { 0 } else { 5 },
+                "{backend:?}: {uid}"
+            );
+        }
+        let stored: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM ledger_entries WHERE idem_key LIKE 'batch-%'")
+                .fetch_one(&db.read)
+                .await
+                .expect("count");
+        assert_eq!(stored, 23, "{backend:?}");
+        app.handle.stop(true).await;
+    }
+}

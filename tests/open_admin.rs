@@ -1266,3 +1266,92 @@ async fn timed_task_runs_the_daily_jobs_and_is_idempotent() {
         }
     }
 }
+
+#[actix_web::test]
+async fn a_callers_transaction_and_operation_ids_are_their_own() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let (alice, bob) = ("@key_alice:example.com", "@key_bob:example.com");
+        rule(&app, "LIKE", 3, 0).await;
+        for uid in [alice, bob] {
+            let body = json!({"transactionId": "X", "userId": uid, "point": 7});
+            let (status, answer) = app.post(POINTS, &gw(uid), &body).await;
+            assert_eq!(status, 200, "{backend:?}: {uid}: {answer}");
+            let body = json!({"type": "LIKE", "userId": uid, "operationId": "op"});
+            let (status, answer) = report(&app, uid, body).await;
+            assert_eq!(status, 200, "{backend:?}: {uid}: {answer}");
+        }
+        // Replays are replays for their own caller; another value for one's own key conflicts.
+        let (status, _) = app
+            .post(
+                POINTS,
+                &gw(bob),
+                &json!({"transactionId": "X", "userId": bob, "point": 7}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (status, _) = app
+            .post(
+                POINTS,
+                &gw(alice),
+                &json!({"transactionId": "X", "userId": alice, "point": 8}),
+            )
+            .await;
+        assert_eq!(status, 409, "{backend:?}");
+        for uid in [alice, bob] {
+            assert_eq!(
+                open_balance(&app, uid, None).await,
+                10,
+                "{backend:?}: {uid}"
+            );
+            let (_, mine) = app.get(MINE, &gw(uid)).await;
+            let ids: BTreeSet<String> = mine["transaction"]["content"]
+                .as_array()
+                .expect("content")
+                .iter()
+                .map(|e| e["detailId"].as_str().unwrap_or_default().to_string())
+                .collect();
+            assert_eq!(ids, set(&["X", "op"]), "{backend:?}: {mine}");
+        }
+
+        // A change stored before keys were scoped still replays after the migration that
+        // scopes them: put Bob's entry back in the old form and run that migration's statement.
+        let db = Db::connect(&app.database_url, 2).await.expect("db");
+        sqlx::query(
+            "UPDATE ledger_entries SET idem_key = 'open:old' \
+             WHERE idem_key LIKE 'open@%' AND user_id = (SELECT id FROM users WHERE platform_uid = $1)",
+        )
+        .bind(bob)
+        .execute(&db.write)
+        .await
+        .expect("old key");
+        let migration = match backend {
+            common::Backend::Postgres => {
+                include_str!("../migrations/postgres/20261203000013_scope_caller_keys.sql")
+            }
+            common::Backend::Sqlite => {
+                include_str!("../migrations/sqlite/20261203000013_scope_caller_keys.sql")
+            }
+        };
+        sqlx::raw_sql(migration)
+            .execute(&db.write)
+            .await
+            .expect("migration");
+        let (status, answer) = app
+            .post(
+                POINTS,
+                &gw(bob),
+                &json!({"transactionId": "old", "userId": bob, "point": 7}),
+            )
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {answer}");
+        assert_eq!(
+            open_balance(&app, bob, None).await,
+            10,
+            "{backend:?}: replayed, not applied"
+        );
+        db.write.close().await;
+        db.read.close().await;
+        app.handle.stop(true).await;
+    }
+}

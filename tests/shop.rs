@@ -738,3 +738,31 @@ async fn admin_manages_the_catalog_and_bad_input_never_500s() {
         );
     }
 }
+
+#[actix_web::test]
+async fn one_users_transaction_id_never_blocks_another_users_exchange() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let prize = save_prize(
+            &app,
+            json!({"title": "书签", "faceValue": 10, "total": 10, "type": "virtualGoods",
+                   "exchangeLimit": "day", "limitCount": 5, "prizeId": "bookmark"}),
+        )
+        .await;
+        let (alice, alice_auth) = user_with(&app, "key-alice", 100).await;
+        let (bob, bob_auth) = user_with(&app, "key-bob", 100).await;
+        let body = json!({"id": prize["_id"], "transactionId": "X"});
+        let first = exchange(&app, &alice_auth, body.clone()).await;
+        assert_eq!(first["code"], 0, "{backend:?}: {first}");
+        // Bob's own "X" is his own request, not a conflict with Alice's.
+        let second = exchange(&app, &bob_auth, body.clone()).await;
+        assert_eq!(second["code"], 0, "{backend:?}: {second}");
+        assert_ne!(second["result"]["recordId"], first["result"]["recordId"]);
+        // Each one's replay answers their own exchange and changes nothing.
+        let replay = exchange(&app, &bob_auth, body).await;
+        assert_eq!(replay["result"]["recordId"], second["result"]["recordId"]);
+        assert_eq!(app.balance(&alice).await, 90, "{backend:?}");
+        assert_eq!(app.balance(&bob).await, 90, "{backend:?}");
+        app.handle.stop(true).await;
+    }
+}

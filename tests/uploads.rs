@@ -410,3 +410,31 @@ async fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(count(&app, "audits").await, 1);
     }
 }
+
+#[actix_web::test]
+async fn uploads_stop_at_the_days_allowance_of_bytes() {
+    for backend in backends() {
+        let dir = tempfile::tempdir().expect("upload dir");
+        let path = dir.path().to_path_buf();
+        let app = spawn_app_with(backend, move |s| {
+            s.upload_dir = path;
+            s.bounds.upload_bytes_per_day = 3 * PNG.len() as i64;
+        })
+        .await;
+        let (uid, token) = app.login("allowance").await;
+        let mut codes = Vec::new();
+        for _ in 0..4 {
+            let body = upload_raw(
+                &app,
+                Some(&token),
+                multipart(Some(&uid), Some(("a.png", PNG))),
+            )
+            .await;
+            codes.push(body["code"].as_i64().expect("code"));
+        }
+        assert_eq!(codes, vec![0, 0, 0, -429], "{backend:?}");
+        let files = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(files, 3, "{backend:?}: the refused upload stored nothing");
+        app.handle.stop(true).await;
+    }
+}

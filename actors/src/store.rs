@@ -9,11 +9,34 @@ use futures_util::future::BoxFuture;
 
 use crate::ledger::{Change, LedgerError, Outcome};
 
-/// A storage failure that is not about any single change (lost connection, constraint the planner
-/// did not foresee). The whole batch failed and nothing of it was committed.
+/// A failed batch commit: nothing of the batch was committed.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("storage error: {0}")]
-pub struct StoreError(pub String);
+#[error("storage error: {message}")]
+pub struct StoreError {
+    pub message: String,
+    /// The database refused what the batch holds (a value it cannot store, a constraint the
+    /// planner did not foresee) rather than failing to run it: some change of the batch is at
+    /// fault, and the batch without it would commit.
+    pub rejected: bool,
+}
+
+impl StoreError {
+    /// The database could not run the batch (lost connection, timeout, shutdown).
+    pub fn outage(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            rejected: false,
+        }
+    }
+
+    /// The database refused what the batch holds.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            rejected: true,
+        }
+    }
+}
 
 /// Commits batches of ledger changes.
 pub trait LedgerStore: Send + Sync + 'static {

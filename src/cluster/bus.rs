@@ -44,6 +44,7 @@ struct Keys {
     frames: String,
     changes: String,
     topic_prefix: String,
+    limit_prefix: String,
 }
 
 impl Keys {
@@ -53,6 +54,7 @@ impl Keys {
             frames: format!("{base}frames"),
             changes: format!("{base}committed"),
             topic_prefix: format!("{base}topic:"),
+            limit_prefix: format!("{base}limit:"),
         }
     }
 }
@@ -120,6 +122,11 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// Prefix of the shared rate-limit counters' keys (`points:<database>:limit:`).
+    pub fn limit_prefix(&self) -> &str {
+        &self.keys.limit_prefix
+    }
+
     /// Starts the bus of node `node` of the cluster over database `database`: the hub's
     /// frames go through Redis from now on, and the other nodes' committed changes reach
     /// `leaderboard`. Listen to the ledger with [`Bus::listener`].

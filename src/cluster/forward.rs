@@ -115,8 +115,11 @@ async fn send(state: &AppState, req: &HttpRequest, addr: &str) -> anyhow::Result
         .relay_client
         .request(method, format!("{addr}{path}"))
         .header(RELAYED_BY, state.cluster.node_id.as_str());
+    if let Some(token) = state.limiter.relay_token() {
+        out = out.header(crate::limits::middleware::RELAY_TOKEN, token);
+    }
     for (name, value) in req.headers() {
-        if HOP_BY_HOP.contains(&name.as_str()) {
+        if HOP_BY_HOP.contains(&name.as_str()) || name == crate::limits::middleware::RELAY_TOKEN {
             continue;
         }
         out = out.header(name.as_str(), value.as_bytes());

@@ -22,6 +22,8 @@ impl Center {
             AppError::Insufficient { .. } => INSUFFICIENT_POINTS,
             AppError::Conflict(_) => 40900,
             AppError::TooLarge => 41300,
+            AppError::TooSlow => 40800,
+            AppError::RateLimited(_) => 42900,
             AppError::LimitReached(_) | AppError::Busy => 42900,
             AppError::NotConfigured(_) => 50100,
             AppError::Provider(_) => 50200,

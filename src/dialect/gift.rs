@@ -23,6 +23,8 @@ impl Gift {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::TooLarge => 413,
+            AppError::TooSlow => 408,
+            AppError::RateLimited(_) => 429,
             AppError::LimitReached(_) | AppError::Busy => 429,
             AppError::NotConfigured(_) => 501,
             AppError::Provider(_) => 502,

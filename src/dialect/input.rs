@@ -8,7 +8,10 @@
 //!   characters and without `#` (the ledger names a change's extra entries `<key>#<n>`). A header
 //!   that is not visible ASCII is refused, never dropped. The stored key is namespaced by the
 //!   route family (`core:`, `center:`, `open:`, `shop:` ...) so one family's keys never collide
-//!   with another's.
+//!   with another's. A key sent for a user (002's `transactionId` and `operationId`, the shop's
+//!   `transaction_id`) is also scoped to that user ([`IdempotencyKey::for_user`]:
+//!   `open@<user id>:<key>`), so one user's key never blocks another user's request; the server
+//!   routes that move points for any user (`core:`, `center:`) keep one key space per app.
 //! - **Points** ([`Points`]): an amount of points to move, signed (credit positive, debit
 //!   negative), non-zero and at most the ledger's `CHANGE_AMOUNT_ABS_MAX` in magnitude, so no
 //!   accepted amount can overflow a balance.
@@ -135,6 +138,21 @@ impl IdempotencyKey {
                 Self::parse(namespace, raw).map(Some)
             }
         }
+    }
+
+    /// The key scoped to the user the change is for: `<namespace>@<user id>:<key>`. No key of
+    /// another user, and no unscoped key (`<namespace>:<key>`), can equal it.
+    pub fn for_user(self, user_id: i64) -> Self {
+        match self.0.split_once(':') {
+            Some((namespace, raw)) => IdempotencyKey(format!("{namespace}@{user_id}:{raw}")),
+            None => self,
+        }
+    }
+
+    /// The caller's own key from a key stored with [`IdempotencyKey::for_user`] in `namespace`.
+    pub fn raw_of<'a>(namespace: &str, stored: &'a str) -> Option<&'a str> {
+        let scoped = stored.strip_prefix(namespace)?.strip_prefix('@')?;
+        Some(scoped.split_once(':')?.1)
     }
 
     /// The namespaced key, as the ledger stores it.

@@ -26,3 +26,19 @@ pub use open::Open;
 pub const GET_POST: &[Method] = &[Method::GET, Method::POST];
 pub const POST: &[Method] = &[Method::POST];
 pub const GET: &[Method] = &[Method::GET];
+
+/// `err` answered as the dialect that serves `path` answers it (the path prefixes of
+/// `crate::facades`): for what answers before a route's handler runs (rate limits).
+pub fn failure_for_path(path: &str, err: crate::error::AppError) -> actix_web::HttpResponse {
+    use crate::error::Failure;
+    use actix_web::ResponseError;
+    if path.starts_with("/api/v1/open/") {
+        Failure::<Open>::new(err).error_response()
+    } else if path.starts_with("/center/") {
+        Failure::<Center>::new(err).error_response()
+    } else if path.starts_with("/api/") {
+        Failure::<Mini>::new(err).error_response()
+    } else {
+        Failure::<Gift>::new(err).error_response()
+    }
+}

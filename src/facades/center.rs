@@ -4,8 +4,8 @@
 //! Envelope `{"code":0,"msg":"ok","result":...}`. Codes: 0 ok, 300013 insufficient points (the
 //! client checks for it), 40000 bad or missing field, 40100 no valid token or admin key, 40300
 //! another user, 40400 not found, 40900 idempotency conflict,
-//! 40910 refused by the activity's state (not started, ended, twice, sold out), 41300 body too large, 42900 busy or
-//! limit reached, 50100 not configured, 50200 provider failed, 50300 storage unavailable.
+//! 40910 refused by the activity's state (not started, ended, twice, sold out), 40800 body too slow, 41300 body too
+//! large, 42900 busy, limit reached or rate limited (HTTP 429 with `Retry-After`), 50100 not configured, 50200 provider failed, 50300 storage unavailable.
 
 use actix_web::{web, HttpRequest};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,8 @@
 //! shows. Codes: 400 bad or missing field, 401 no valid token / admin key, 403 another user's
 //! `user_id`, 404 unknown user or app, 402 insufficient points, 409 idempotency conflict,
 //! 410 refused by the activity's state (not started, ended, twice, sold out, not signed up),
-//! 413 body too large, 429 busy or limit reached, 501 login not configured, 502 login provider
+//! 408 body too slow, 413 body too large, 429 busy, limit reached or rate limited (then HTTP 429
+//! with `Retry-After`), 501 login not configured, 502 login provider
 //! failed, 503 storage unavailable.
 
 use actix_web::{web, HttpRequest};

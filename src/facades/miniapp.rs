@@ -4,7 +4,7 @@
 //! routes query parameters (both methods are accepted everywhere). `/api/login/` answers
 //! `data.token`; every later call sends `Authorization: Bearer <token>` and names the same user
 //! in `openid`. Codes beyond each route's own table: -401 no valid session token, -400 a field
-//! with a bad value, -402 insufficient points, -409 conflict, -410 refused by the activity's state, -413 body too large, -429 busy,
+//! with a bad value, -402 insufficient points, -409 conflict, -410 refused by the activity's state, -408 body too slow, -413 body too large, -429 busy or rate limited (then HTTP 429 with `Retry-After`),
 //! -503 storage unavailable.
 
 use actix_web::web;

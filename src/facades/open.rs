@@ -5,8 +5,9 @@
 //! (unset: every call is refused). `X-App-Id` picks the app (tenant), default `default`.
 //! Errors use HTTP statuses with `{"error": NAME, "message": sentence}`: 400 bad input, 401 bad
 //! gateway credentials, 403 a body user that is not the caller, 404 unknown event type,
-//! 409 `transactionId` reused with other values, 413 body too large, 422 insufficient points,
-//! 429 busy, 503 storage unavailable.
+//! 408 body too slow, 409 `transactionId` reused with other values (a caller's keys are their
+//! own: another caller's equal key is another request), 413 body too large, 422 insufficient
+//! points, 429 busy or rate limited (`RATE_LIMITED`, with `Retry-After`), 503 storage unavailable.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
-use crate::dialect::{Points, GET, POST};
+use crate::dialect::{IdempotencyKey, Points, GET, POST};
 use crate::error::AppError;
 use crate::http::{lenient, secret_eq, ApiDoc, Page, Params, RouteDoc, Routes};
 use crate::points::{self, ChangeRequest};
@@ -274,8 +275,8 @@ impl Gateway {
 
 /// The id a listing shows for an entry: the caller's own transaction or operation id.
 fn detail_id(e: &EntryRow) -> Value {
-    for prefix in ["open:", "report:"] {
-        if let Some(id) = e.idem_key.strip_prefix(prefix) {
+    for namespace in ["open", "report"] {
+        if let Some(id) = IdempotencyKey::raw_of(namespace, &e.idem_key) {
             return json!(id);
         }
     }
@@ -361,7 +362,7 @@ async fn change(
             user: &user,
             amount: point,
             kind: &kind,
-            idem_key: Some(idem_key),
+            idem_key: Some(idem_key.for_user(user.id).into_string()),
             reference: "",
             description: info,
             expires_at: None,
@@ -505,7 +506,7 @@ async fn report(state: web::Data<AppState>, req: HttpRequest, p: Params<ReportRe
             user: &user,
             amount,
             kind: &rule.event_type,
-            idem_key: Some(idem_key),
+            idem_key: Some(idem_key.for_user(user.id).into_string()),
             reference: &body_user,
             description: &description,
             expires_at: None,

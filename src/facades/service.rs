@@ -76,10 +76,21 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// How long `/readyz` waits for the database, and for Redis: together well under a second.
+const READY_DB_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(600);
+const READY_REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(300);
+
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut problems = Vec::new();
-    if let Err(e) = state.stores.db.ping().await {
-        problems.push(format!("database: {e}"));
+    // A database that does not answer at all is as unready as one that refuses: the answer
+    // comes within a second either way.
+    match tokio::time::timeout(READY_DB_TIMEOUT, state.stores.db.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("database: {e}")),
+        Err(_) => problems.push(format!(
+            "database: no answer within {} ms",
+            READY_DB_TIMEOUT.as_millis()
+        )),
     }
     if !state.ledger.connected() {
         problems.push("ledger actor stopped".into());
@@ -88,9 +99,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // route correctly, so it is reported but does not make the node unready.
     let redis = match &state.redis {
         None => "not configured".to_string(),
-        Some(redis) => match redis.ping().await {
-            Ok(()) => "ok".to_string(),
-            Err(e) => format!("down: {e}"),
+        Some(redis) => match tokio::time::timeout(READY_REDIS_TIMEOUT, redis.ping()).await {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(e)) => format!("down: {e}"),
+            Err(_) => format!(
+                "down: no answer within {} ms",
+                READY_REDIS_TIMEOUT.as_millis()
+            ),
         },
     };
     if problems.is_empty() {

@@ -9,6 +9,7 @@
 
 pub mod hub;
 pub mod redpack;
+pub mod sockets;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

@@ -215,13 +215,15 @@ impl AccountsDb {
         Ok((user, inserted))
     }
 
-    /// Stores a session (only the token's hash is kept).
+    /// Stores a session (only the token's hash is kept) and revokes the user's oldest sessions
+    /// beyond the newest `keep`; answers the hashes of the revoked ones.
     pub async fn create_session(
         &self,
         token_hash: &str,
         user: &User,
         expires_at: i64,
-    ) -> Result<(), sqlx::Error> {
+        keep: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, app_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -232,7 +234,19 @@ impl AccountsDb {
         .bind(now_ms())
         .execute(&self.db.write)
         .await?;
-        Ok(())
+        // Everything from the (keep + 1)-th newest on; the index on (user_id, created_at) keeps
+        // it to this user's rows.
+        sqlx::query_scalar(
+            "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2 AND created_at <= \
+             (SELECT created_at FROM sessions WHERE user_id = $1 \
+              ORDER BY created_at DESC, token_hash DESC LIMIT 1 OFFSET $3) \
+             RETURNING token_hash",
+        )
+        .bind(user.id)
+        .bind(token_hash)
+        .bind(keep.max(1))
+        .fetch_all(&self.db.write)
+        .await
     }
 
     pub async fn session(&self, token_hash: &str) -> Result<Option<SessionUser>, sqlx::Error> {

@@ -7,7 +7,7 @@
 
 pub mod session;
 
-pub use crate::runtime::hub;
+pub use crate::runtime::{hub, sockets};
 
 use actix_web::web;
 

@@ -36,9 +36,11 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use utoipa::ToSchema;
 
-use crate::clock::now_ms;
+use std::num::NonZeroU32;
+
 use crate::clock::Moment;
-use crate::http::{bearer, token_hash};
+use crate::http::{bearer, live_session, query_token};
+use crate::runtime::sockets::{Held, Refused};
 use crate::state::AppState;
 use crate::store::SessionUser;
 
@@ -262,6 +264,21 @@ pub async fn authorize(state: &AppState, app_id: &str, topic: &str) -> Result<To
     }
 }
 
+/// A topic as the hub names it: a board of the caller's own app named with its app id
+/// (`leaderboard:points:default`) is the same topic as the default app's short name, and frames
+/// and acknowledgements carry the hub's name.
+fn canonical(app_id: &str, topic: &str) -> String {
+    let parts: Vec<&str> = topic.split(':').collect();
+    match parts.as_slice() {
+        ["leaderboard", board, target]
+            if *target == app_id && crate::activities::leaderboard::BOARD_NAMES.contains(board) =>
+        {
+            crate::activities::leaderboard::topic(app_id, board)
+        }
+        _ => topic.to_string(),
+    }
+}
+
 /// Handles one text message; returns the acknowledgement or error frame to send.
 async fn handle_text(
     state: &AppState,
@@ -275,6 +292,7 @@ async fn handle_text(
     };
     match msg {
         ClientMsg::Subscribe(topic) => {
+            let topic = canonical(&user.app_id, &topic);
             if !subs.contains(&topic) && subs.len() >= WS_TOPICS_MAX {
                 return json!({
                     "error": format!("at most {WS_TOPICS_MAX} topics per connection")
@@ -297,16 +315,20 @@ async fn handle_text(
                     "invites" => BoardKey::Invites(day),
                     _ => BoardKey::Points,
                 };
-                let touch = Touch { app_id, key };
-                // With several nodes another node may publish the board.
-                if let Some(bus) = &state.bus {
-                    bus.share_touch(&touch);
+                // Subscribing in a loop republishes a board at most once a second.
+                if state.sockets.may_touch(&topic) {
+                    let touch = Touch { app_id, key };
+                    // With several nodes another node may publish the board.
+                    if let Some(bus) = &state.bus {
+                        bus.share_touch(&touch);
+                    }
+                    state.leaderboard.do_send(touch);
                 }
-                state.leaderboard.do_send(touch);
             }
             json!({ "op": "subscribed", "topic": topic })
         }
         ClientMsg::Unsubscribe(topic) => {
+            let topic = canonical(&user.app_id, &topic);
             subs.remove(&topic);
             json!({ "op": "unsubscribed", "topic": topic })
         }
@@ -345,13 +367,19 @@ fn stalled() -> Option<CloseReason> {
     close_reason(CloseCode::Again, "too slow to receive; reconnect")
 }
 
-/// Serves one upgraded connection until it closes.
+/// Serves one upgraded connection until it closes; `_held` counts it until then.
 async fn run(
     state: web::Data<AppState>,
     user: SessionUser,
     mut session: actix_ws::Session,
     mut inbound: actix_ws::AggregatedMessageStream,
+    _held: Held,
 ) {
+    let per_second = state.settings.bounds.ws_messages_per_second.max(1);
+    let messages = governor::RateLimiter::direct(
+        governor::Quota::per_second(NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(NonZeroU32::MIN)),
+    );
     let mut subs = Subscriptions::default();
     let mut last_heard = Instant::now();
     let start = tokio::time::Instant::now() + WS_HEARTBEAT_INTERVAL;
@@ -362,6 +390,14 @@ async fn run(
                 // The client went away without a close frame.
                 let Some(msg) = msg else { break None };
                 last_heard = Instant::now();
+                let counted = matches!(
+                    msg,
+                    Ok(AggregatedMessage::Text(_)) | Ok(AggregatedMessage::Binary(_))
+                );
+                if counted && messages.check().is_err() {
+                    state.metrics.ws_refused.with_label_values(&["flood"]).inc();
+                    break close_reason(CloseCode::Policy, "too many messages");
+                }
                 let reply = match msg {
                     Ok(AggregatedMessage::Text(text)) => {
                         handle_text(&state, &user, &mut subs, &text).await
@@ -421,18 +457,6 @@ async fn run(
     let _ = tokio::time::timeout(WS_SEND_TIMEOUT, session.close(reason)).await;
 }
 
-/// The session behind a token, if it is valid now.
-async fn authenticate(state: &AppState, token: &str) -> Option<SessionUser> {
-    let hash = token_hash(token);
-    let session = state
-        .caches
-        .sessions
-        .get_or_load(&hash, || state.stores.accounts.session(&hash))
-        .await
-        .ok()??;
-    (session.expires_at > now_ms()).then_some(session)
-}
-
 fn unauthorized(message: &str) -> HttpResponse {
     HttpResponse::Unauthorized().json(json!({"error": "UNAUTHORIZED", "message": message}))
 }
@@ -446,28 +470,48 @@ pub async fn connect(
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(HttpResponse::ServiceUnavailable().finish());
     };
-    let query: Vec<(String, String)> =
-        serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let token = query
-        .into_iter()
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .or_else(|| bearer(&req));
+    let token = query_token(&req).or_else(|| bearer(&req));
     let Some(token) = token else {
         return Ok(unauthorized(
             "missing token: connect to /ws?token=<session token>",
         ));
     };
-    let Some(user) = authenticate(&state, &token).await else {
+    let Some(user) = live_session(&state, &token).await else {
         return Ok(unauthorized("unknown or expired session token"));
+    };
+    let ip = state.settings.trusted_proxies.client_of(&req);
+    let who = format!("{}:{}", user.app_id, user.user_id);
+    let held = match state.sockets.open(&state.settings.bounds, who, ip) {
+        Ok(held) => held,
+        Err(refused) => {
+            let (reason, message) = match refused {
+                Refused::User => (
+                    "user",
+                    format!(
+                        "at most {} websockets per user at once; close one first",
+                        state.settings.bounds.ws_per_user
+                    ),
+                ),
+                Refused::Ip => (
+                    "ip",
+                    format!(
+                        "at most {} websockets per client address at once",
+                        state.settings.bounds.ws_per_ip
+                    ),
+                ),
+            };
+            state.metrics.ws_refused.with_label_values(&[reason]).inc();
+            return Ok(HttpResponse::TooManyRequests()
+                .insert_header((actix_web::http::header::RETRY_AFTER, "5"))
+                .json(json!({"error": "RATE_LIMITED", "message": message})));
+        }
     };
     let (response, session, inbound) = actix_ws::handle(&req, body)?;
     let inbound = inbound
         .max_frame_size(WS_MESSAGE_BYTES_MAX)
         .aggregate_continuations()
         .max_continuation_size(WS_MESSAGE_BYTES_MAX);
-    actix_web::rt::spawn(run(state, user, session, inbound));
+    actix_web::rt::spawn(run(state, user, session, inbound, held));
     Ok(response)
 }
 

@@ -72,6 +72,8 @@ pub fn test_settings(database_url: &str) -> Settings {
         jobs: false,
         workers: 2,
         db_max_connections: 8,
+        // The tests of the limits set their own; every other test sends bursts from one address.
+        rate_limits: points_engine::limits::RateLimits::off(),
         ..Settings::default()
     }
 }
@@ -325,6 +327,7 @@ pub async fn spawn_process(database_url: &str, extra_env: &[(&str, &str)]) -> Se
         .env("POINTS_DEV_LOGIN", "1")
         .env("POINTS_JOBS", "0")
         .env("POINTS_WORKERS", "2")
+        .env("POINTS_RATE_LIMITS", "off")
         .env(
             "RUST_LOG",
             if std::env::var("TEST_LOG").is_ok() {
@@ -418,4 +421,64 @@ pub async fn change_at(
         req = req.header("Idempotency-Key", key);
     }
     req.send().await.ok()?.json().await.ok()
+}
+
+/// A Redis server of the test's own on a free port, without persistence: killing it loses
+/// everything it held, as a failover to an empty replica would.
+pub struct OwnRedis {
+    pub port: u16,
+    pub child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Option<OwnRedis> {
+        let mut redis = OwnRedis {
+            port: free_port(),
+            child: None,
+        };
+        redis.restart().await.then_some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port; whether it accepts connections.
+    pub async fn restart(&mut self) -> bool {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("redis-server not found: its scenarios skipped");
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

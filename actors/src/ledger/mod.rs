@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::store::LedgerStore;
+use crate::store::{LedgerStore, StoreError};
 
 mod plan;
 
@@ -59,6 +60,9 @@ pub const LEDGER_LINGER: Duration = Duration::ZERO;
 pub const LEDGER_QUEUE_ENTRIES_MAX: usize = 20_000;
 /// How often a failed batch is tried again before its callers get a storage error.
 const LEDGER_COMMIT_ATTEMPTS_MAX: u32 = 3;
+/// A failed batch is tried again only while its first attempt started less than this long ago:
+/// quick faults (a deadlock, a dropped connection) pass, an outage answers at once.
+const RETRY_WITHIN: Duration = Duration::from_millis(500);
 
 /// The reward type credited by the ledger itself; every other type becomes a fulfilment order.
 pub const REWARD_POINTS: &str = "积分";
@@ -237,24 +241,7 @@ impl LedgerActor {
         let metrics = self.metrics.clone();
         let commit = async move {
             let started = Instant::now();
-            let mut attempt = 1;
-            let result = loop {
-                match store.commit_batch(Arc::clone(&changes)).await {
-                    Ok(outcomes) => break Ok(outcomes),
-                    Err(err) => {
-                        if let Some(m) = &metrics {
-                            m.commit_failures.inc();
-                        }
-                        tracing::warn!(attempt, error = %err, size = changes.len(), "ledger batch failed");
-                        if attempt >= LEDGER_COMMIT_ATTEMPTS_MAX {
-                            break Err(err);
-                        }
-                        attempt += 1;
-                        // A short pause lets a transient fault (a lock timeout, a reconnect) pass.
-                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                    }
-                }
-            };
+            let result = commit_isolating(store, Arc::clone(&changes), metrics.clone()).await;
             if let Some(m) = &metrics {
                 m.commit_seconds.observe(started.elapsed().as_secs_f64());
                 m.batch_size.observe(changes.len() as f64);
@@ -282,7 +269,7 @@ impl LedgerActor {
                     }
                     Err(err) => {
                         for reply in replies {
-                            let _ = reply.send(Err(LedgerError::Storage(err.0.clone())));
+                            let _ = reply.send(Err(LedgerError::Storage(err.message.clone())));
                         }
                     }
                 }
@@ -291,6 +278,59 @@ impl LedgerActor {
             }),
         );
     }
+}
+
+/// Commits `changes` as one batch, trying it again after a short pause when it failed. When the
+/// database refused what the batch holds twice, the batch is split in halves until the change at
+/// fault is alone: every other change commits, and that one is answered
+/// [`LedgerError::Rejected`]. Only an outage fails a whole batch.
+fn commit_isolating(
+    store: Arc<dyn LedgerStore>,
+    changes: Arc<[Change]>,
+    metrics: Option<LedgerMetrics>,
+) -> BoxFuture<'static, Result<Vec<Result<Outcome, LedgerError>>, StoreError>> {
+    Box::pin(async move {
+        let mut attempt = 1;
+        let tried = Instant::now();
+        loop {
+            let err = match store.commit_batch(Arc::clone(&changes)).await {
+                Ok(outcomes) => return Ok(outcomes),
+                Err(err) => err,
+            };
+            if let Some(m) = &metrics {
+                m.commit_failures.inc();
+            }
+            tracing::warn!(attempt, error = %err, rejected = err.rejected, size = changes.len(), "ledger batch failed");
+            // A refusal is tried again once, as a race with another node's batch on the same key
+            // is refused too and then replays; refused twice, the batch holds the fault.
+            if err.rejected && attempt >= 2 {
+                if changes.len() == 1 {
+                    return Ok(vec![Err(LedgerError::Rejected(err.message))]);
+                }
+                let mid = changes.len() / 2;
+                let mut outcomes = Vec::with_capacity(changes.len());
+                for half in [&changes[..mid], &changes[mid..]] {
+                    let part: Arc<[Change]> = half.to_vec().into();
+                    let len = part.len();
+                    match commit_isolating(Arc::clone(&store), part, metrics.clone()).await {
+                        Ok(decided) => outcomes.extend(decided),
+                        // The other half may have committed: each change gets its own answer.
+                        Err(e) => outcomes
+                            .extend((0..len).map(|_| Err(LedgerError::Storage(e.message.clone())))),
+                    }
+                }
+                return Ok(outcomes);
+            }
+            // A fault that took long to show (a pool that could not connect) is an outage: trying
+            // again would only keep the callers waiting.
+            if attempt >= LEDGER_COMMIT_ATTEMPTS_MAX || tried.elapsed() >= RETRY_WITHIN {
+                return Err(err);
+            }
+            attempt += 1;
+            // A short pause lets a transient fault (a lock timeout, a reconnect) pass.
+            tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+        }
+    })
 }
 
 impl Actor for LedgerActor {

@@ -191,6 +191,10 @@ pub enum LedgerError {
     /// written. Its actor steps down and the request goes to the new owner.
     #[error("activity {activity} moved to another node")]
     Fenced { activity: String },
+    /// The database refused a value of this change (its batch was committed without it);
+    /// nothing of the change was written.
+    #[error("the database refused the change: {0}")]
+    Rejected(String),
 }
 
 /// An entry already stored under an idempotency key, as the planner sees it.

@@ -24,6 +24,10 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
+#[path = "../dev_login.rs"]
+mod dev_login;
+use dev_login::login;
+
 /// Most subscribers one run may open.
 const SUBSCRIBERS_MAX: u64 = 60_000;
 /// Connections opened at once while connecting.
@@ -111,31 +115,8 @@ type Sent = Arc<Mutex<Vec<(i64, Instant)>>>;
 async fn main() -> Result<()> {
     let o = parse()?;
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let login = |code: &'static str| {
-        let client = client.clone();
-        let url = o.url.clone();
-        async move {
-            let body: Value = client
-                .post(format!("{url}/v2/user/login.json"))
-                .json(&json!({"auth_code": code}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = body["data"]["token"]
-                .as_str()
-                .context("login (is POINTS_DEV_LOGIN=1 set?)")?
-                .to_string();
-            let user = body["data"]["user_id"]
-                .as_str()
-                .context("user_id")?
-                .to_string();
-            anyhow::Ok((user, token))
-        }
-    };
-    let (_, token) = login("ws_watcher").await?;
-    let (star, _) = login("ws_star").await?;
-    let ws_url = format!("{}/ws?token={token}", o.url.replacen("http://", "ws://", 1));
+    let (star, _) = login(&client, &o.url, "ws_star").await?;
+    let ws_base = format!("{}/ws?token=", o.url.replacen("http://", "ws://", 1));
 
     let sent: Sent = Arc::default();
     let latencies: Arc<Mutex<Histogram<u64>>> =
@@ -148,10 +129,10 @@ async fn main() -> Result<()> {
     let connected = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     let gate = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
-    for _ in 0..o.subscribers {
+    for i in 0..o.subscribers {
         let permit = Arc::clone(&gate).acquire_owned().await?;
-        let (ws_url, star, sent, latencies, frames, stop_at, connected) = (
-            ws_url.clone(),
+        let (client, url, ws_base) = (client.clone(), o.url.clone(), ws_base.clone());
+        let (star, sent, latencies, frames, stop_at, connected) = (
             star.clone(),
             Arc::clone(&sent),
             Arc::clone(&latencies),
@@ -160,7 +141,9 @@ async fn main() -> Result<()> {
             Arc::clone(&connected),
         );
         readers.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await?;
+            // One user per subscriber: a user holds a bounded number of websockets.
+            let (_, token) = login(&client, &url, &format!("ws_watcher{i}")).await?;
+            let (mut ws, _) = tokio_tungstenite::connect_async(format!("{ws_base}{token}")).await?;
             for topic in ["leaderboard:points", "redpack:radio"] {
                 ws.send(Message::text(
                     json!({"op": "subscribe", "topic": topic}).to_string(),

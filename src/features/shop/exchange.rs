@@ -13,7 +13,7 @@ use super::{
     SHOP_POSTAL_CODE_DIGITS,
 };
 use crate::clock::now_ms;
-use crate::dialect::Status;
+use crate::dialect::{IdempotencyKey, Status};
 use crate::error::AppError;
 use crate::points;
 use crate::points::counter_values;
@@ -286,7 +286,7 @@ pub(super) async fn send(
     face_value: i64,
     key_raw: &str,
     open_id: String,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
 ) -> Result<Outcome, AppError> {
     let prize = require_prize(state, app_id, PrizeRef::Key(key_raw)).await?;
     if prize.kind != PRIZE_VIRTUAL {
@@ -306,7 +306,10 @@ pub(super) async fn send(
         amount: -face_value,
         kind: SHOP_EXCHANGE_KIND.into(),
         // A server call without a key is a new delivery each time.
-        idem_key: key.unwrap_or_else(|| format!("send_prize:{}", uuid::Uuid::new_v4())),
+        idem_key: key.map_or_else(
+            || format!("send_prize:{}", uuid::Uuid::new_v4()),
+            |k| k.for_user(user.id).into_string(),
+        ),
         reference: prize.reference(),
         description: format!("发放{}", prize.title),
         expires_at: None,

@@ -143,7 +143,7 @@ async fn exchange_prize(
         (None, None) => return Err(AppError::missing("id").into()),
     };
     let key = IdempotencyKey::from_request("shop", p.transaction_id.as_deref(), &req)?
-        .map(IdempotencyKey::into_string);
+        .map(|k| k.for_user(user_id).into_string());
     let fields = ContactFields {
         address: p.address.clone(),
         user_name: p.user_name.clone(),
@@ -308,8 +308,7 @@ async fn send_prize(
     let face_value = ranged(face_value, "faceValue", 0, SHOP_POINTS_MAX)?;
     let key_raw = p.prize_id.ok_or_else(|| AppError::missing("prizeId"))?;
     let open_id = p.open_id.ok_or_else(|| AppError::missing("openId"))?;
-    let key = IdempotencyKey::from_request("shop", p.transaction_id.as_deref(), &req)?
-        .map(IdempotencyKey::into_string);
+    let key = IdempotencyKey::from_request("shop", p.transaction_id.as_deref(), &req)?;
     let outcome = exchange::send(&state, &app_id, face_value, &key_raw, open_id, key).await?;
     Ok(center::ok(json!(SendPrizeResult {
         points: outcome.balance_after,

@@ -228,6 +228,17 @@ async fn save_upload(state: &AppState, s: &SessionUser, image: Vec<u8>) -> Resul
         )
     })?;
     let size = i64::try_from(image.len()).unwrap_or(i64::MAX);
+    // The day's allowance of bytes: requests racing each other may pass it by what the upload
+    // rate limit lets through at once, never by more.
+    let now = now_ms();
+    let today = state.clock.day_start(state.clock.date(now));
+    let used = store::uploaded_bytes_since(&state.stores.db, s.user_id, today).await?;
+    if used + size > state.settings.bounds.upload_bytes_per_day {
+        return Err(AppError::LimitReached(format!(
+            "upload allowance of {} bytes a day used up",
+            state.settings.bounds.upload_bytes_per_day
+        )));
+    }
     let dir = state.settings.upload_dir.clone();
     let failed = |_| AppError::Coded(-3, "上传文件失败".into());
     let name = store_file(&dir, image, kind).await.map_err(failed)?;
@@ -238,7 +249,7 @@ async fn save_upload(state: &AppState, s: &SessionUser, image: Vec<u8>) -> Resul
         name.as_str(),
         kind.mime(),
         size,
-        now_ms(),
+        now,
     )
     .await;
     match inserted {

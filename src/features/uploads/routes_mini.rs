@@ -1,7 +1,6 @@
 //! The 003 dialect's upload routes: upload an image, submit uploads for review.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -73,7 +72,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
 /// Reads the upload request: the `openid` field (form part or query) and the image bytes.
 async fn read_upload(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<(Option<String>, Option<Vec<u8>>), AppError> {
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
@@ -92,14 +91,8 @@ async fn read_upload(
             return Err(AppError::TooLarge);
         }
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| AppError::invalid(format!("reading body: {e}")))?;
-        if body.len() + chunk.len() > UPLOAD_BODY_BYTES_MAX {
-            return Err(AppError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let mut payload = payload.into_inner();
+    let body = crate::http::read_body(req, &mut payload, UPLOAD_BODY_BYTES_MAX).await?;
     // The whole header: `HttpMessage::content_type` drops the parameters, boundary included.
     let content_type = req
         .headers()

@@ -63,6 +63,22 @@ pub(crate) async fn insert_upload(
     .await
 }
 
+/// Bytes the user uploaded since `since` (epoch ms).
+pub(crate) async fn uploaded_bytes_since(
+    db: &Db,
+    user_id: i64,
+    since: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM uploads \
+         WHERE user_id = $1 AND created_at >= $2",
+    )
+    .bind(user_id)
+    .bind(since)
+    .fetch_one(&db.read)
+    .await
+}
+
 /// Whether upload `id` is the user's, in the app.
 pub(crate) async fn owns_upload(
     db: &Db,

@@ -47,8 +47,32 @@ pub struct LedgerDb {
     pub db: Db,
 }
 
+/// A failed commit, told apart: the database refusing a value or a constraint is the batch's
+/// fault (one of its changes; the actor isolates it), anything else is an outage.
 fn store_err(e: sqlx::Error) -> StoreError {
-    StoreError(e.to_string())
+    let rejected = match &e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| refuses_data(&code)),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    };
+    if rejected {
+        StoreError::rejected(e.to_string())
+    } else {
+        StoreError::outage(e.to_string())
+    }
+}
+
+/// Whether a database error code says the statement's data was refused. Postgres codes have
+/// five characters: classes 22 (data exception: a NUL in text, a value out of range) and 23
+/// (integrity constraint). SQLite's are its extended result codes, whose low byte is the primary
+/// code: 18 (too big), 19 (constraint), 20 (type mismatch). Serialization failures, deadlocks,
+/// busy and locked databases are transient and not among them.
+fn refuses_data(code: &str) -> bool {
+    if code.len() == 5 {
+        return code.starts_with("22") || code.starts_with("23");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 18..=20))
 }
 
 impl LedgerStore for LedgerDb {
