@@ -424,10 +424,22 @@ async fn mini_update_phone_binding_and_auth_status() {
         assert_eq!(user_row(&app, &openid).await.1, None);
         assert_eq!(app.balance(&openid).await, 0);
 
-        // Concurrent binds: one succeeds, the reward is paid once.
-        let tries =
-            futures_util::future::join_all((0..5).map(|_| post("/api/wx_phone/", good.clone())))
-                .await;
+        // The original server's spelling `encryptedData` is read too.
+        let camel = |key: &[u8; 16], plain: &str| json!({"openid": openid, "encryptedData": encrypt(key, &IV, plain), "iv": b64(&IV)});
+        let got = post("/api/wx_phone/", camel(&SESSION_KEY, &phone(WX_APPID, ""))).await;
+        assert_eq!(got["code"], -6, "{got}");
+
+        // Concurrent binds in both spellings: one succeeds, the reward is paid once.
+        let good_camel = camel(&SESSION_KEY, &phone(WX_APPID, "13900002222"));
+        let tries = futures_util::future::join_all((0..6).map(|i| {
+            let body = if i % 2 == 0 {
+                good.clone()
+            } else {
+                good_camel.clone()
+            };
+            post("/api/wx_phone/", body)
+        }))
+        .await;
         let codes: Vec<i64> = tries
             .iter()
             .map(|t| t["code"].as_i64().expect("code"))

@@ -135,8 +135,9 @@ async fn share_code_is_stable_unique_and_created_once() {
             )
             .await;
         assert_eq!(body["data"]["times"], 1, "{body}");
-        assert!(body["data"]["y_rank"].is_array(), "{body}");
-        assert!(body["data"]["n_rank"].is_array(), "{body}");
+        // The caller's own ranks: nobody was invited yet, so unranked on both days.
+        assert_eq!(body["data"]["y_rank"], 0, "{body}");
+        assert_eq!(body["data"]["n_rank"], 0, "{body}");
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM share_codes")
             .fetch_one(&db(&app).await.read)
             .await
@@ -182,23 +183,33 @@ async fn ten_concurrent_first_logins_reward_the_inviter_once() {
             .await
             .assert_conserved();
 
-        // Today's invite rank shows alice with one invite (the board follows the ledger).
-        let mut rank = Value::Null;
+        // Today alice is first on the invite board, as the client reads it: her own rank
+        // number (the board follows the ledger); yesterday she was unranked.
+        let mut body = Value::Null;
         for _ in 0..50 {
-            let (_, body) = app
+            body = app
                 .get(
                     &format!("{CODE}?openid={alice}"),
                     &[("Authorization", &alice_auth)],
                 )
-                .await;
-            rank = body["data"]["n_rank"].clone();
-            if rank.as_array().is_some_and(|r| !r.is_empty()) {
+                .await
+                .1;
+            if body["data"]["n_rank"] == 1 {
                 break;
             }
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(rank[0][0], 1, "{rank}");
-        assert_eq!(rank[0][3], 1, "{rank}");
+        assert_eq!(body["data"]["n_rank"], 1, "{body}");
+        assert_eq!(body["data"]["y_rank"], 0, "{body}");
+        // The invitee has invited nobody: unranked.
+        let (_, newbie_openid, newbie_auth, _) = mini_login(&app, "newbie", None).await;
+        let (_, theirs) = app
+            .get(
+                &format!("{CODE}?openid={newbie_openid}"),
+                &[("Authorization", &newbie_auth)],
+            )
+            .await;
+        assert_eq!(theirs["data"]["n_rank"], 0, "{theirs}");
     }
 }
 

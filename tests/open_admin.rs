@@ -833,7 +833,7 @@ async fn center_ops_answer_balances_records_and_admin_changes() {
         assert_eq!(status, 200);
         assert_eq!(
             empty,
-            json!({"code": 0, "msg": "ok", "result": {"points": 0, "expiredPointsInfo": {"faceValue": 0, "expiredTime": ""}}}),
+            json!({"code": 0, "msg": "ok", "result": {"points": 0, "expiredPointsInfo": null}}),
             "{backend:?}"
         );
         grant(&app, &user, 10, "2090-06-01 00:00:00", "g-early").await;
@@ -911,11 +911,12 @@ async fn center_ops_answer_balances_records_and_admin_changes() {
             .await;
         assert_eq!(no_key["code"], 40100, "{no_key}");
 
-        // Records: every change, or exchanges only.
+        // Records: every change, or exchanges only, as `{data, total}`.
         let (_, all) = app
             .post("/center/api/changeRecord", &auth, &json!({"type": "task"}))
             .await;
-        let items = all["result"].as_array().expect("records");
+        assert_eq!(all["result"]["total"], 5, "{backend:?}: {all}");
+        let items = all["result"]["data"].as_array().expect("records");
         assert_eq!(items.len(), 5, "{backend:?}: {all}");
         assert_eq!(
             keys(&items[0]),
@@ -923,11 +924,13 @@ async fn center_ops_answer_balances_records_and_admin_changes() {
                 "desc",
                 "type",
                 "createdAt",
+                "created_At",
                 "faceValue",
                 "changeStatus",
                 "userRemainingPoints"
             ])
         );
+        assert_eq!(items[0]["created_At"], items[0]["createdAt"]);
         assert_eq!(items[0]["desc"], "prize");
         assert_eq!(items[0]["type"], "exchange");
         assert_eq!(items[0]["faceValue"], 3);
@@ -950,7 +953,8 @@ async fn center_ops_answer_balances_records_and_admin_changes() {
                 .await,
         ] {
             assert_eq!(status, 200);
-            let only = only["result"].as_array().expect("records");
+            assert_eq!(only["result"]["total"], 1, "{backend:?}");
+            let only = only["result"]["data"].as_array().expect("records");
             assert_eq!(only.len(), 1, "{backend:?}");
             assert_eq!(only[0]["type"], "exchange");
         }
@@ -961,7 +965,54 @@ async fn center_ops_answer_balances_records_and_admin_changes() {
                 &json!({"page": 3, "size": 2}),
             )
             .await;
-        assert_eq!(paged["result"].as_array().map(Vec::len), Some(1), "{paged}");
+        assert_eq!(
+            paged["result"]["data"].as_array().map(Vec::len),
+            Some(1),
+            "{paged}"
+        );
+
+        // The client's paging: `pageIndex` from 1, 20 a page, asking again while
+        // `total > pageIndex * 20`; every record once, newest first.
+        for i in 0..40 {
+            grant(&app, &user, 1, "2099-01-01 00:00:00", &format!("p-{i}")).await;
+        }
+        let mut seen = Vec::new();
+        let mut page_index = 1;
+        loop {
+            let (_, page) = app
+                .post(
+                    "/center/api/changeRecord",
+                    &auth,
+                    &json!({"type": "task", "pageIndex": page_index}),
+                )
+                .await;
+            let data = page["result"]["data"].as_array().expect("records").clone();
+            assert!(data.len() <= 20, "{page}");
+            seen.extend(data);
+            let total = page["result"]["total"].as_i64().expect("total");
+            if total <= page_index * 20 {
+                assert_eq!(total, 45, "{backend:?}");
+                break;
+            }
+            page_index += 1;
+        }
+        assert_eq!(page_index, 3);
+        assert_eq!(seen.len(), 45, "{backend:?}");
+        let times: Vec<&str> = seen
+            .iter()
+            .map(|r| r["createdAt"].as_str().unwrap_or_default())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] >= w[1]),
+            "newest first: {times:?}"
+        );
+        assert_eq!(seen[44]["desc"], "g-early", "the oldest last");
+        let grants: BTreeSet<String> = seen
+            .iter()
+            .filter_map(|r| r["desc"].as_str().filter(|d| d.starts_with("p-")))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(grants.len(), 40, "each record once");
         let (_, bad) = app
             .post(
                 "/center/api/changeRecord",

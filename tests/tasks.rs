@@ -332,25 +332,83 @@ async fn center_reward_is_claimed_once_per_cycle_under_concurrency() {
         );
         let (uid, auth) = app.login("claimer").await;
 
-        // Both spellings list the tasks, with the caller's progress.
-        for op in ["getTasksList", "getTaskList"] {
-            let list = call(&app, &format!("/center/api/{op}"), &auth, json!({})).await;
-            assert_eq!(list["code"], 0, "{list}");
-            let growth = &list["result"]["permanentTask"][0];
-            assert_eq!(growth["taskId"], "recharge", "{list}");
-            assert_eq!(growth["faceValue"], 30);
-            assert_eq!(growth["total"], 300);
-            assert_eq!(growth["currentTotal"], 0);
-            assert_eq!(growth["status"], 2);
-            assert_eq!(
-                growth["taskInfo"],
-                json!({"btnType": "route", "path": "/pages/pay", "imgUrl": ""})
-            );
-            let daily = &list["result"]["cyclicTask"][0];
-            assert_eq!(daily["taskId"], "daily-share", "{list}");
-            assert_eq!(daily["cycle"], json!({"type": "day", "day": 1}));
-            assert_eq!(daily["cycleStart"], daily["cycleEnd"], "{daily}");
-            assert_eq!(daily["taskInfo"]["btnType"], "qrCode");
+        // The seed's op: `{permanentTask, cyclicTask}` with the caller's progress.
+        let list = call(&app, "/center/api/getTasksList", &auth, json!({})).await;
+        assert_eq!(list["code"], 0, "{list}");
+        let growth = &list["result"]["permanentTask"][0];
+        assert_eq!(growth["taskId"], "recharge", "{list}");
+        assert_eq!(growth["faceValue"], 30);
+        assert_eq!(growth["total"], 300);
+        assert_eq!(growth["currentTotal"], 0);
+        assert_eq!(growth["status"], 2);
+        let daily = &list["result"]["cyclicTask"][0];
+        assert_eq!(daily["taskId"], "daily-share", "{list}");
+        assert_eq!(daily["cycle"], json!({"type": "day", "day": 1}));
+        assert_eq!(daily["cycleStart"], daily["cycleEnd"], "{daily}");
+
+        // The client's op, read as its page reads it: loop over the groups, show `title`, loop
+        // over `item`; an unfinished task's button shows `taskInfo.btnTitle`, a `progress` task
+        // "已完成<completeNum>/<total>", a `standard` one its `desc`.
+        let groups = call(&app, "/center/api/getTaskList", &auth, json!({})).await;
+        let groups = groups["result"]
+            .as_array()
+            .expect("a list of groups")
+            .clone();
+        let titles: Vec<&str> = groups
+            .iter()
+            .map(|g| g["title"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(titles, ["循环任务", "成长任务"], "{groups:?}");
+        let growth = &groups[1]["item"][0];
+        assert_eq!(growth["taskId"], "recharge", "{groups:?}");
+        assert_eq!(growth["taskModel"], "progress");
+        assert_eq!(
+            format!("已完成{}/{}", growth["completeNum"], growth["total"]),
+            "已完成0/300"
+        );
+        assert_eq!(
+            growth["taskInfo"],
+            json!({"btnTitle": "去充值", "btnType": "route", "path": "/pages/pay", "imgUrl": ""})
+        );
+        let daily = &groups[0]["item"][0];
+        assert_eq!(daily["taskId"], "daily-share");
+        assert_eq!(daily["taskModel"], "standard");
+        assert_eq!(daily["taskInfo"]["btnType"], "qrCode");
+        assert_eq!(daily["taskInfo"]["imgUrl"], "https://x/q.png");
+        // Without tasks on shelf: no groups (the page shows "暂无新任务").
+        let (_, empty_app_auth) = app.login("no-tasks").await;
+        center_task(
+            &app,
+            json!({"taskId": "recharge", "type": "permanent", "title": "累计充值",
+                                 "faceValue": 30, "total": 300, "status": "20"}),
+        )
+        .await;
+        center_task(
+            &app,
+            json!({"taskId": "daily-share", "type": "cyclic",
+                                 "cycle": {"type": "day", "day": 1}, "title": "每日分享",
+                                 "faceValue": 5, "total": 1, "status": "20"}),
+        )
+        .await;
+        let none = call(&app, "/center/api/getTaskList", &empty_app_auth, json!({})).await;
+        assert_eq!(none["result"], json!([]), "{none}");
+        // Back on shelf, saved through the server op with the integration guide's type names.
+        for (id, kind) in [("recharge", "permanentTask"), ("daily-share", "cyclicTask")] {
+            let mut task = json!({"taskId": id, "type": kind, "title": "t", "faceValue": 30,
+                                  "total": if id == "recharge" { 300 } else { 1 },
+                                  "btnTitle": "去充值", "btnType": "route", "path": "/pages/pay"});
+            if id == "daily-share" {
+                task["faceValue"] = json!(5);
+                task["cycle"] = json!({"type": "day", "day": 1});
+            }
+            let (_, saved) = app.post("/center/admin/saveTask", &[ADMIN], &task).await;
+            assert_eq!(saved["code"], 0, "{saved}");
+            let expected = if kind == "permanentTask" {
+                "permanent"
+            } else {
+                "cyclic"
+            };
+            assert_eq!(saved["result"]["type"], expected, "{saved}");
         }
 
         // Not finished: nothing to claim.
@@ -365,12 +423,18 @@ async fn center_reward_is_claimed_once_per_cycle_under_concurrency() {
         assert_eq!(early["msg"], "任务尚未完成");
 
         let set = |status: i64, n: i64| json!({"taskId": "recharge", "openId": uid, "completeNum": n, "status": status});
+        // `setTaskStatus` is the integration guide's name of `setUserTaskStatus`.
         let (_, progress) = app
-            .post("/center/admin/setUserTaskStatus", &[ADMIN], &set(2, 120))
+            .post("/center/admin/setTaskStatus", &[ADMIN], &set(2, 120))
             .await;
         assert_eq!(progress["code"], 0, "{progress}");
         let list = call(&app, "/center/api/getTasksList", &auth, json!({})).await;
         assert_eq!(list["result"]["permanentTask"][0]["currentTotal"], 120);
+        let groups = call(&app, "/center/api/getTaskList", &auth, json!({})).await;
+        assert_eq!(
+            groups["result"][1]["item"][0]["completeNum"], 120,
+            "{groups}"
+        );
         let (_, progress) = app
             .post("/center/admin/setUserTaskStatus", &[ADMIN], &set(1, 300))
             .await;
@@ -413,7 +477,7 @@ async fn center_reward_is_claimed_once_per_cycle_under_concurrency() {
         .await;
         assert_eq!(again["code"], 40910, "{again}");
         let list = call(&app, "/center/api/getTaskList", &auth, json!({})).await;
-        assert_eq!(list["result"]["permanentTask"][0]["status"], 3, "{list}");
+        assert_eq!(list["result"][1]["item"][0]["status"], 3, "{list}");
 
         // A cyclic task's claim: its own key, its own cycle.
         let (_, progress) = app

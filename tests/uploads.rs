@@ -438,3 +438,37 @@ async fn uploads_stop_at_the_days_allowance_of_bytes() {
         app.handle.stop(true).await;
     }
 }
+
+#[actix_web::test]
+async fn auth_status_reports_the_latest_review_as_the_client_reads_it() {
+    for backend in backends() {
+        let (app, _dir) = spawn(backend).await;
+        let (alice, token) = app.login("eye").await;
+        let eye = || async {
+            let (_, body) = app
+                .get(
+                    &format!("/api/auth_status/?openid={alice}"),
+                    &[("Authorization", token.as_str())],
+                )
+                .await;
+            assert_eq!(body["code"], 0, "{body}");
+            (
+                body["data"]["eye_status"].clone(),
+                body["data"]["is_eye"].clone(),
+            )
+        };
+        assert_eq!(eye().await, (json!("need"), json!(false)), "{backend:?}");
+        let up = upload_ok(&app, &alice, &token, PNG).await;
+        assert_eq!(apply(&app, &alice, &token, json!([up])).await["code"], 0);
+        assert_eq!(eye().await, (json!("audit"), json!(false)), "{backend:?}");
+        let id = latest_audit(&app, &alice).await["id"].clone();
+        decide(&app, json!({"id": id, "approve": false})).await;
+        assert_eq!(eye().await, (json!("failed"), json!(false)), "{backend:?}");
+        assert_eq!(apply(&app, &alice, &token, json!([up])).await["code"], 0);
+        assert_eq!(eye().await, (json!("audit"), json!(false)), "{backend:?}");
+        let id = latest_audit(&app, &alice).await["id"].clone();
+        decide(&app, json!({"id": id, "approve": true})).await;
+        assert_eq!(eye().await, (json!("success"), json!(true)), "{backend:?}");
+        app.handle.stop(true).await;
+    }
+}

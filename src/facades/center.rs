@@ -32,17 +32,17 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "查询当前用户积分信息: balance and the next expiry",
-            description: "Bearer token. `expiredPointsInfo.faceValue` is the number of points of the nearest expiry day, `expiredTime` that day (`YYYY-MM-DD`, the last day they count); 0 and empty when nothing expires.",
+            description: "Bearer token. `expiredPointsInfo.faceValue` is the number of points of the nearest expiry day, `expiredTime` that day (`YYYY-MM-DD`, the last day they count); `expiredPointsInfo` is `null` when nothing is due to expire.",
         },
         get_user_points,
     );
-    r.add::<ChangeRecordReq, Vec<ChangeRecordItem>, _, _>(
+    r.add::<ChangeRecordReq, ChangeRecordPage, _, _>(
         RouteDoc {
             path: "/center/api/changeRecord",
             methods: GET_POST,
             tag,
             summary: "查询当前用户兑换记录 / 积分明细",
-            description: "`type`: `task` every point change (default), `exchange` prize exchanges only. Optional `page` (from 1) and `size` (1-100, default 20). Newest first.",
+            description: "`type`: `task` every point change (default), `exchange` prize exchanges only. `pageIndex` (from 1; `page` is read too) and optional `size` (1-100, default 20). Newest first. `result`: `{data:[{desc, type, changeStatus (1 in, 2 out), faceValue, userRemainingPoints, createdAt, created_At}], total}`; the client asks for the next page while `total > pageIndex * 20`.",
         },
         change_record,
     );
@@ -78,7 +78,8 @@ async fn timed_task(state: web::Data<AppState>, _admin: AdminKey<Center>) -> Rep
 #[serde(rename_all = "camelCase")]
 pub struct UserPoints {
     pub points: i64,
-    pub expired_points_info: ExpiredPointsInfo,
+    /// `null` when no points are due to expire.
+    pub expired_points_info: Option<ExpiredPointsInfo>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -93,10 +94,23 @@ pub struct ChangeRecordReq {
     /// `task` (point details) or `exchange` (exchange records).
     #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
     pub kind: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    /// The page, from 1 (the client sends `pageIndex`; `page` is read too).
+    #[serde(
+        default,
+        rename = "pageIndex",
+        alias = "page",
+        deserialize_with = "lenient::opt_i64"
+    )]
     pub page: Option<i64>,
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub size: Option<i64>,
+}
+
+/// `changeRecord`'s `result`: one page and how many records there are in all.
+#[derive(Serialize, ToSchema)]
+pub struct ChangeRecordPage {
+    pub data: Vec<ChangeRecordItem>,
+    pub total: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,6 +120,9 @@ pub struct ChangeRecordItem {
     #[serde(rename = "type")]
     pub kind: String,
     pub created_at: String,
+    /// The same time, under the name the client's templates read.
+    #[serde(rename = "created_At")]
+    pub created_at_client: String,
     /// Points changed (absolute).
     pub face_value: i64,
     /// 1 increase, 2 decrease.
@@ -140,7 +157,7 @@ const PRIZE_TYPES: &[&str] = &["goods", "virtualGoods", "integral"];
 async fn get_user_points(state: web::Data<AppState>, caller: Caller<Center>) -> Reply {
     let user = caller.session.user_id;
     let points = state.stores.ledger.balance(user).await?;
-    let (face_value, expired_time) = match points::next_expiry(&state, user).await? {
+    let expired_points_info = match points::next_expiry(&state, user).await? {
         Some((at, _)) => {
             // Every lot that stops counting on the same business day.
             let (start, end) = state
@@ -151,16 +168,17 @@ async fn get_user_points(state: web::Data<AppState>, caller: Caller<Center>) -> 
                 .ledger
                 .expiring_between(user, start + 1, end + 1)
                 .await?;
-            (points, state.clock.expiry_date(at))
+            Some(ExpiredPointsInfo {
+                face_value: points,
+                expired_time: state.clock.expiry_date(at),
+            })
         }
-        None => (0, String::new()),
+        // The page shows its own default text for `null`.
+        None => None,
     };
     Ok(ok(serde_json::to_value(UserPoints {
         points,
-        expired_points_info: ExpiredPointsInfo {
-            face_value,
-            expired_time,
-        },
+        expired_points_info,
     })
     .unwrap_or(Value::Null)))
 }
@@ -186,23 +204,26 @@ async fn change_record(
         kind,
         ..HistoryFilter::default()
     };
-    let (rows, _) = state
+    let (rows, total) = state
         .stores
         .ledger
         .history(caller.session.user_id, &filter, page.offset, page.limit)
         .await?;
-    let items: Vec<ChangeRecordItem> = rows
+    let data: Vec<ChangeRecordItem> = rows
         .iter()
         .map(|e| ChangeRecordItem {
             desc: e.description.clone(),
             kind: e.kind.clone(),
             created_at: state.clock.format_datetime(e.created_at),
+            created_at_client: state.clock.format_datetime(e.created_at),
             face_value: e.amount.abs(),
             change_status: if e.amount > 0 { 1 } else { 2 },
             user_remaining_points: e.balance_after,
         })
         .collect();
-    Ok(ok(serde_json::to_value(items).unwrap_or(Value::Null)))
+    Ok(ok(
+        serde_json::to_value(ChangeRecordPage { data, total }).unwrap_or(Value::Null)
+    ))
 }
 
 async fn change_points(

@@ -62,8 +62,6 @@ pub const SHARE_CODE_LEN: usize = 8;
 pub const INVITE_CODE_BYTES_MAX: usize = 32;
 /// Fresh codes drawn before giving up on a (practically impossible) run of collisions.
 const SHARE_CODE_ATTEMPTS_MAX: usize = 8;
-/// Entries of each invite rank in `/api/query_share_code/`.
-pub const INVITE_RANK_TOP: usize = 10;
 /// Share code characters: upper-case letters and digits without 0/O and 1/I.
 const SHARE_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 

@@ -4,10 +4,10 @@
 use actix_web::{web, HttpResponse};
 use points_actors::leaderboard::BoardKey;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{config, share_code, INVITE_RANK_TOP};
+use super::{config, share_code};
 use crate::activities::leaderboard::{profiles, standings};
 use crate::clock::now_ms;
 use crate::dialect::mini::{self, own_openid, Mini};
@@ -28,7 +28,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "获取邀请码",
-            description: "Bearer token; `openid` must be the token's user. `data`: `share_code` (the caller's code: 8 characters, created on first ask and stable after; a new user logging in through `/api/login/` with `invite=<code>` on their first login earns its owner `points * times`), `times` (the current multiplier), `y_rank` and `n_rank`: yesterday's and today's invite ranks (business days), the top 10 as `[[rank, nick, avatar, invites], ...]` (the same rows as `/api/rank_by_balance/`). Codes: 0, -1 empty parameter, -2 wrong openid.",
+            description: "Bearer token; `openid` must be the token's user. `data`: `share_code` (the caller's code: 8 characters, created on first ask and stable after; a new user logging in through `/api/login/` with `invite=<code>` on their first login earns its owner `points * times`), `times` (the current multiplier), `y_rank` and `n_rank`: the caller's own place on yesterday's and today's invite boards (business days), a number, 0 when unranked. Codes: 0, -1 empty parameter, -2 wrong openid.",
         },
         query_share_code,
     );
@@ -67,12 +67,10 @@ pub struct RecordReq {
 pub struct ShareCode {
     pub share_code: String,
     pub times: i64,
-    /// Yesterday's invite rank: `[[rank, nick, avatar, invites], ...]`.
-    #[schema(value_type = Vec<Vec<Object>>)]
-    pub y_rank: Vec<Value>,
-    /// Today's invite rank, same rows.
-    #[schema(value_type = Vec<Vec<Object>>)]
-    pub n_rank: Vec<Value>,
+    /// The caller's own invite rank yesterday (business day); 0 when unranked.
+    pub y_rank: i64,
+    /// The caller's own invite rank today; 0 when unranked.
+    pub n_rank: i64,
 }
 
 /// One invitee of 003 `/api/query_share_record/`.
@@ -83,19 +81,17 @@ pub struct ShareRecord {
     pub c_time: String,
 }
 
-/// The top of the invites board of `day` as 003 rank rows.
-async fn invite_rank(state: &AppState, app_id: &str, day: String) -> Result<Vec<Value>, AppError> {
-    let board = standings(state, app_id, BoardKey::Invites(day), INVITE_RANK_TOP, None).await?;
-    let ids: Vec<i64> = board.top.iter().map(|r| r.user_id).collect();
-    let profiles = profiles(&state.stores.db, &ids).await?;
+/// The caller's own place on the invites board of `day`; 0 when unranked.
+async fn own_invite_rank(
+    state: &AppState,
+    app_id: &str,
+    user_id: i64,
+    day: String,
+) -> Result<i64, AppError> {
+    let board = standings(state, app_id, BoardKey::Invites(day), 1, Some(user_id)).await?;
     Ok(board
-        .top
-        .iter()
-        .map(|r| {
-            let p = profiles.get(&r.user_id).cloned().unwrap_or_default();
-            json!([r.rank, p.nick, p.avatar, r.score.value])
-        })
-        .collect())
+        .mine
+        .map_or(0, |m| i64::try_from(m.rank).unwrap_or(i64::MAX)))
 }
 
 async fn query_share_code(
@@ -113,8 +109,8 @@ async fn query_share_code(
     Ok(mini::ok(json!(ShareCode {
         share_code: code,
         times,
-        y_rank: invite_rank(&state, &s.app_id, day(yesterday)).await?,
-        n_rank: invite_rank(&state, &s.app_id, day(today)).await?,
+        y_rank: own_invite_rank(&state, &s.app_id, s.user_id, day(yesterday)).await?,
+        n_rank: own_invite_rank(&state, &s.app_id, s.user_id, day(today)).await?,
     })))
 }
 

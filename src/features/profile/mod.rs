@@ -441,6 +441,8 @@ async fn mini_wx_phone(
 async fn mini_auth_status(state: &AppState, s: &SessionUser) -> Result<AuthStatus, AppError> {
     let is_phone = phone_of(state, s.user_id).await?.is_some();
     let wx_run = store::has_walk_steps(&state.stores.db, s.user_id, &s.app_id).await?;
+    // The fundus-photo review: the user's latest submission to `/api/apply_audit/`.
+    let eye_status = crate::features::uploads::audit_status(state, s.user_id).await?;
     Ok(AuthStatus {
         is_phone,
         is_email: false,
@@ -448,8 +450,8 @@ async fn mini_auth_status(state: &AppState, s: &SessionUser) -> Result<AuthStatu
         is_face: false,
         is_wx_run: wx_run,
         is_mp: false,
-        is_eye: false,
-        eye_status: "need".into(),
+        is_eye: eye_status == "success",
+        eye_status: eye_status.into(),
     })
 }
 

@@ -53,7 +53,12 @@ pub struct UpdateReq {
 pub struct WxPhoneReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub openid: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
+    /// Also read as `encryptedData`, the original server's spelling.
+    #[serde(
+        default,
+        alias = "encryptedData",
+        deserialize_with = "lenient::opt_string"
+    )]
     pub encrypted_data: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub iv: Option<String>,
@@ -86,7 +91,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: POST,
             tag,
             summary: "手机认证",
-            description: "Bearer token; `openid` must be the token's user. `encrypted_data` and `iv` from `wx.getPhoneNumber`, decrypted with the session key of the user's WeChat login; the watermark appid must be the app's WeChat appid. Binds the number once only (login status 30) and credits the app's one-time phone reward (`phone_reward`, `/admin/profile/config`, default 0) under the ledger key `wx_phone:<app>:<user>`. `data`: `phone`, `reward`. Codes: 0 ok, -1 empty parameter, -2 WeChat not configured, -3 a number is already bound, -4 no valid session key (log in with WeChat again), -5 wrong openid, -6 no phone number in the data, -7 decryption or parsing failed (also: a wrong session key, or the watermark of another mini-program).",
+            description: "Bearer token; `openid` must be the token's user. `encrypted_data` (or `encryptedData`) and `iv` from `wx.getPhoneNumber`, decrypted with the session key of the user's WeChat login; the watermark appid must be the app's WeChat appid. Binds the number once only (login status 30) and credits the app's one-time phone reward (`phone_reward`, `/admin/profile/config`, default 0) under the ledger key `wx_phone:<app>:<user>`. `data`: `phone`, `reward`. Codes: 0 ok, -1 empty parameter, -2 WeChat not configured, -3 a number is already bound, -4 no valid session key (log in with WeChat again), -5 wrong openid, -6 no phone number in the data, -7 decryption or parsing failed (also: a wrong session key, or the watermark of another mini-program).",
         },
         wx_phone,
     );
@@ -96,7 +101,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "查询认证状态",
-            description: "Bearer token; `openid` must be the token's user. `is_phone`: a number is bound; `is_wx_run`: WeRun data was reported; `is_email`, `is_real_name`, `is_face`, `is_mp`: always false (no e-mail, real-name, face or official-account verification is offered); `is_eye` false and `eye_status` `need` (the fundus-photo task is not offered). Codes: 0 ok, -1 empty parameter, -2 wrong openid.",
+            description: "Bearer token; `openid` must be the token's user. `is_phone`: a number is bound; `is_wx_run`: WeRun data was reported; `is_email`, `is_real_name`, `is_face`, `is_mp`: always false (no e-mail, real-name, face or official-account verification is offered); `eye_status` the user's latest fundus-photo submission (`/api/apply_audit/`): `audit` in review, `success` approved (and `is_eye` true), `failed` rejected, `need` nothing submitted. Codes: 0 ok, -1 empty parameter, -2 wrong openid.",
         },
         auth_status,
     );

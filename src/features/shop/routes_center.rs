@@ -175,9 +175,15 @@ pub struct RuleView {
     pub rule_detail: String,
 }
 
-async fn get_rule(state: web::Data<AppState>, caller: Caller<Center>) -> CenterReply {
+async fn get_points_rule(state: web::Data<AppState>, caller: Caller<Center>) -> CenterReply {
     let rule_detail = rule_text(&state, &caller.session.app_id).await?;
     Ok(center::ok(json!(RuleView { rule_detail })))
+}
+
+/// `getRule`, the client's op: the text itself, which the page hands to `<rich-text>`.
+async fn get_rule(state: web::Data<AppState>, caller: Caller<Center>) -> CenterReply {
+    let text = rule_text(&state, &caller.session.app_id).await?;
+    Ok(center::ok(json!(text)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,18 +349,26 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         exchange_prize,
     );
-    for path in ["/center/api/getPointsRule", "/center/api/getRule"] {
-        r.add::<crate::http::Empty, RuleView, _, _>(
-            RouteDoc {
-                path,
-                methods: GET_POST,
-                tag,
-                summary: "获取积分规则: the app's points rule text",
-                description: "Bearer token. `getRule` is the client's spelling of `getPointsRule`; both answer `{ruleDetail}`: the text saved by `savePointsRule`, or, before one is saved, a sentence stating the app's points life.",
-            },
-            get_rule,
-        );
-    }
+    r.add::<crate::http::Empty, RuleView, _, _>(
+        RouteDoc {
+            path: "/center/api/getPointsRule",
+            methods: GET_POST,
+            tag,
+            summary: "获取积分规则: the app's points rule text (the seed's shape)",
+            description: "Bearer token. `result`: `{ruleDetail}`, the text saved by `savePointsRule`, or, before one is saved, a sentence stating the app's points life.",
+        },
+        get_points_rule,
+    );
+    r.add::<crate::http::Empty, String, _, _>(
+        RouteDoc {
+            path: "/center/api/getRule",
+            methods: GET_POST,
+            tag,
+            summary: "获取积分规则: the rule text itself, as the client's page reads it",
+            description: "Bearer token. `result` is the rule text as a string (what `getPointsRule` answers as `ruleDetail`).",
+        },
+        get_rule,
+    );
     r.add::<SaveRuleReq, RuleView, _, _>(
         RouteDoc {
             path: "/center/admin/savePointsRule",

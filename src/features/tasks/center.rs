@@ -174,6 +174,8 @@ fn cycle_view(c: Option<Cycle>) -> Option<CenterCycle> {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CenterTaskInfo {
+    /// The text of an unfinished task's button.
+    pub btn_title: String,
     /// `qrCode`, `route` or `customize`.
     pub btn_type: String,
     pub path: String,
@@ -201,6 +203,11 @@ pub struct CenterTaskItem {
     pub total: i64,
     /// The caller's count in the current cycle.
     pub current_total: i64,
+    /// The same count, under the name the client's templates read ("已完成x/y").
+    pub complete_num: i64,
+    /// `progress` (a target above one: the page shows "已完成<completeNum>/<total>") or
+    /// `standard` (the page shows `desc`).
+    pub task_model: String,
     /// The caller's state in the current cycle: 1 reward to claim, 2 unfinished, 3 done.
     pub status: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -220,6 +227,35 @@ pub struct CenterTaskList {
     pub cyclic_task: Vec<CenterTaskItem>,
 }
 
+/// A group of `getTaskList`: the page shows `title`, then each task of `item`.
+#[derive(Serialize, ToSchema)]
+pub struct CenterTaskGroup {
+    pub title: String,
+    pub item: Vec<CenterTaskItem>,
+}
+
+/// Group titles of `getTaskList`, as the seed names the two lists.
+const CYCLIC_TITLE: &str = "循环任务";
+const PERMANENT_TITLE: &str = "成长任务";
+
+impl CenterTaskList {
+    /// The lists as the client's `getTaskList` reads them: a group per kind that has tasks,
+    /// cyclic first (an empty list shows the page's "暂无新任务").
+    pub fn into_groups(self) -> Vec<CenterTaskGroup> {
+        [
+            (CYCLIC_TITLE, self.cyclic_task),
+            (PERMANENT_TITLE, self.permanent_task),
+        ]
+        .into_iter()
+        .filter(|(_, item)| !item.is_empty())
+        .map(|(title, item)| CenterTaskGroup {
+            title: title.into(),
+            item,
+        })
+        .collect()
+    }
+}
+
 /// What a claim answers.
 #[derive(Serialize, ToSchema)]
 pub struct CenterClaimResult {
@@ -237,7 +273,7 @@ pub struct CenterTaskSaveReq {
     /// 1-64 of `A-Z a-z 0-9 _ -`; absent: a new id is chosen.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub task_id: Option<String>,
-    /// `permanent` (growth) or `cyclic`.
+    /// `permanent` (growth) or `cyclic` (also `permanentTask`, `cyclicTask`).
     #[serde(default, rename = "type", deserialize_with = "lenient::opt_string")]
     pub kind: Option<String>,
     /// Required for `cyclic`.
@@ -341,9 +377,10 @@ fn parse_center_task(p: CenterTaskSaveReq, app_id: &str, now: i64) -> Result<Cen
         }
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
+    // The seed writes `permanent` / `cyclic`; the vendor's integration guide `...Task`.
     let cycle = match p.kind.as_deref().map(str::trim) {
-        Some("permanent") => None,
-        Some("cyclic") => {
+        Some("permanent" | "permanentTask") => None,
+        Some("cyclic" | "cyclicTask") => {
             let c = p.cycle.ok_or_else(|| AppError::missing("cycle"))?;
             let unit = c
                 .kind
@@ -507,6 +544,7 @@ pub(super) async fn list(
             kind: t.kind().into(),
             cycle: cycle_view(t.cycle),
             task_info: CenterTaskInfo {
+                btn_title: t.btn_title.clone(),
                 btn_type: t.btn_type.clone(),
                 path: t.path.clone(),
                 img_url: t.img_url.clone(),
@@ -522,6 +560,8 @@ pub(super) async fn list(
             face_value: t.face_value,
             total: t.total,
             current_total,
+            complete_num: current_total,
+            task_model: if t.total > 1 { "progress" } else { "standard" }.into(),
             status,
             cycle_start,
             cycle_end,

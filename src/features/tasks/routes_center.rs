@@ -6,7 +6,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::center::{
-    self as logic, CenterClaimResult, CenterTaskList, CenterTaskSaveReq, CenterTaskView,
+    self as logic, CenterClaimResult, CenterTaskGroup, CenterTaskList, CenterTaskSaveReq,
+    CenterTaskView,
 };
 use super::to_json;
 use crate::dialect::center::{self, Center};
@@ -57,6 +58,12 @@ type CenterReply = Result<actix_web::HttpResponse, Failure<Center>>;
 async fn center_list(state: web::Data<AppState>, caller: Caller<Center>) -> CenterReply {
     let list = logic::list(&state, &caller.session.app_id, caller.session.user_id).await?;
     Ok(center::ok(to_json(list)))
+}
+
+/// `getTaskList`, the client's op: the same tasks as groups.
+async fn center_groups(state: web::Data<AppState>, caller: Caller<Center>) -> CenterReply {
+    let list = logic::list(&state, &caller.session.app_id, caller.session.user_id).await?;
+    Ok(center::ok(to_json(list.into_groups())))
 }
 
 async fn center_claim(
@@ -120,29 +127,41 @@ async fn center_by_id(
     Ok(center::ok(to_json(view)))
 }
 
+/// What both task lists say of a task.
+macro_rules! task_fields {
+    () => {
+        "each `{taskId, type, title, desc, btnTitle, btnType, path, imgUrl, icon, faceValue, total, currentTotal, completeNum, taskModel, status, cycle?, cycleStart, cycleEnd, taskInfo:{btnTitle, btnType, path, imgUrl}}`. `currentTotal` (also `completeNum`) and `status` (1 reward to claim, 2 unfinished, 3 done) are the caller's in the current cycle; `taskModel` is `progress` for a target above one (the page shows 已完成completeNum/total) and `standard` otherwise (the page shows `desc`). A cyclic task's cycle is `cycle.day` units of `cycle.type` in business time (day: calendar days; week: weeks starting Monday; month: calendar months; several units are counted in blocks from Monday 2024-01-01), so progress starts over at 00:00 business time of the cycle's first day. `cycleStart`/`cycleEnd` are the current cycle's first and last day (empty for permanent tasks)."
+    };
+}
+
 /// Registers the 001 task routes: the client's `/center/api/*` and the server ops.
 pub(super) fn register(r: &mut Routes<'_>) {
     let tag = "001 points center";
-    let list_doc = "Bearer token. `result`: `{permanentTask:[...], cyclicTask:[...]}` of on-shelf tasks, each `{taskId, type, title, desc, btnTitle, btnType, path, imgUrl, icon, faceValue, total, currentTotal, status, cycle?, cycleStart, cycleEnd, taskInfo:{btnType, path, imgUrl}}`. `currentTotal` and `status` (1 reward to claim, 2 unfinished, 3 done) are the caller's in the current cycle: a cyclic task's cycle is `cycle.day` units of `cycle.type` in business time (day: calendar days; week: weeks starting Monday; month: calendar months; several units are counted in blocks from Monday 2024-01-01), so progress starts over at 00:00 business time of the cycle's first day. `cycleStart`/`cycleEnd` are the current cycle's first and last day (empty for permanent tasks).";
     r.add::<crate::http::Empty, CenterTaskList, _, _>(
         RouteDoc {
             path: "/center/api/getTasksList",
             methods: GET_POST,
             tag,
-            summary: "获取当前任务列表: tasks with the caller's progress",
-            description: list_doc,
+            summary: "获取当前任务列表: tasks with the caller's progress (the seed's shape)",
+            description: concat!(
+                "Bearer token. `result`: `{permanentTask:[...], cyclicTask:[...]}` of on-shelf tasks, ",
+                task_fields!()
+            ),
         },
         center_list,
     );
-    r.add::<crate::http::Empty, CenterTaskList, _, _>(
+    r.add::<crate::http::Empty, Vec<CenterTaskGroup>, _, _>(
         RouteDoc {
             path: "/center/api/getTaskList",
             methods: GET_POST,
             tag,
-            summary: "获取当前任务列表 (the client's spelling of getTasksList)",
-            description: list_doc,
+            summary: "获取当前任务列表: the tasks as the client's page groups them",
+            description: concat!(
+                "Bearer token. `result`: a list of groups `[{title, item:[task]}]`, `循环任务` (cyclic) first and `成长任务` (permanent), only groups that have tasks (none: `[]`); ",
+                task_fields!()
+            ),
         },
-        center_list,
+        center_groups,
     );
     r.add::<CenterClaimReq, CenterClaimResult, _, _>(
         RouteDoc {
@@ -154,23 +173,34 @@ pub(super) fn register(r: &mut Routes<'_>) {
         },
         center_claim,
     );
-    r.add::<CenterTaskStatusReq, bool, _, _>(
-        RouteDoc {
-            path: "/center/admin/setUserTaskStatus",
-            methods: POST,
-            tag,
-            summary: "设置用户任务状态: set a user's progress on a task (server op)",
-            description: "`X-Admin-Key`. `taskId`, `openId` (platform id), `completeNum` (the user's total so far, 0..=the task's `total`), `status` 1 to claim / 2 unfinished / 3 done; 1 and 3 only when `completeNum` equals `total`. Sets the progress of the task's current cycle; a reward already claimed this cycle stays claimed. `app_id` defaults to `default`. 40000 bad or missing field, 40400 unknown task or user.",
-        },
-        center_set_status,
-    );
+    for (path, summary) in [
+        (
+            "/center/admin/setUserTaskStatus",
+            "设置用户任务状态: set a user's progress on a task (server op)",
+        ),
+        (
+            "/center/admin/setTaskStatus",
+            "设置用户任务状态: the integration guide's name of setUserTaskStatus",
+        ),
+    ] {
+        r.add::<CenterTaskStatusReq, bool, _, _>(
+            RouteDoc {
+                path,
+                methods: POST,
+                tag,
+                summary,
+                description: "`X-Admin-Key`. `taskId`, `openId` (platform id), `completeNum` (the user's total so far, 0..=the task's `total`), `status` 1 to claim / 2 unfinished / 3 done; 1 and 3 only when `completeNum` equals `total`. Sets the progress of the task's current cycle; a reward already claimed this cycle stays claimed. `app_id` defaults to `default`. 40000 bad or missing field, 40400 unknown task or user. `setTaskStatus` and `setUserTaskStatus` are the same op.",
+            },
+            center_set_status,
+        );
+    }
     r.add::<CenterTaskSaveReq, CenterTaskView, _, _>(
         RouteDoc {
             path: "/center/admin/saveTask",
             methods: POST,
             tag,
             summary: "添加任务: create or replace a task (server op)",
-            description: "`X-Admin-Key`. Same fields and rules as `POST /admin/center-tasks`; `result` is the stored task.",
+            description: "`X-Admin-Key`. Same fields and rules as `POST /admin/center-tasks` (`type` also as the integration guide writes it: `cyclicTask`, `permanentTask`); `result` is the stored task.",
         },
         center_save,
     );
