@@ -418,6 +418,13 @@ async fn check_ins_outside_the_window_or_without_sign_up_change_nothing() {
         // The earliest check-in leads today's lark rank.
         let rank = call(&app, "/v2/pick/rank.json", "default", &stranger).await;
         assert_eq!(rank["status"], true, "{rank}");
+        // The request names no user: the same board without a token, by GET and POST.
+        let (_, anonymous) = app.get("/v2/pick/rank.json?app_id=default", &[]).await;
+        assert_eq!(anonymous["data"], rank["data"], "{anonymous}");
+        let (_, anonymous) = app.post("/v2/pick/rank.json", &[], &json!({})).await;
+        assert_eq!(anonymous["data"], rank["data"], "{anonymous}");
+        let (_, unknown) = app.get("/v2/pick/rank.json?app_id=no-such-app", &[]).await;
+        assert_eq!(unknown["code"], 404, "{unknown}");
         assert!(rank["data"]["lark"]["desc"]
             .as_str()
             .unwrap_or_default()

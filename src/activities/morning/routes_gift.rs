@@ -12,7 +12,7 @@ use super::{config, decide, period_at, refusal, sign_up, view_round, Mode};
 use crate::clock::now_ms;
 use crate::clock::Moment;
 use crate::dialect::gift::{ok, own_user, Gift, Reply};
-use crate::dialect::GET_POST;
+use crate::dialect::{AppId, GET_POST};
 use crate::error::AppError;
 use crate::http::{lenient, ApiDoc, Caller, Params, RouteDoc, Routes};
 use crate::state::AppState;
@@ -67,7 +67,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "早起打卡榜: lark, lucky and diligent",
-            description: "Bearer token; `app_id` optional (the caller's app). `lark`: earliest check-in of today's round; `lucky`: top payout of the latest settled round; `diligent`: longest running streak (users who checked in in the latest settled round); ties go to the earliest check-in. Each `{nick, avatar, desc}`; empty nick and avatar when nobody qualifies. Live state on websocket topic `morning:<app_id>`.",
+            description: "No token needed (the request names no user); `app_id` (default `default`). `lark`: earliest check-in of today's round; `lucky`: top payout of the latest settled round; `diligent`: longest running streak (users who checked in in the latest settled round); ties go to the earliest check-in. Each `{nick, avatar, desc}`; empty nick and avatar when nobody qualifies. Live state on websocket topic `morning:<app_id>`.",
         },
         rank,
     );
@@ -255,16 +255,11 @@ async fn rank_item(
     })
 }
 
-async fn rank(
-    state: web::Data<AppState>,
-    caller: Caller<Gift>,
-    p: Params<PickRankReq, Gift>,
-) -> Reply {
-    let p = p.into_inner();
-    let app_id = caller.session.app_id.clone();
-    if p.app_id.is_some_and(|a| a != app_id) {
-        return Err(AppError::WrongUser.into());
-    }
+/// The request names no user, so no token is needed: the app's board is public.
+async fn rank(state: web::Data<AppState>, p: Params<PickRankReq, Gift>) -> Reply {
+    let app_id = crate::auth::app(&state, &AppId::text_of(&p.into_inner().app_id))
+        .await?
+        .id;
     let db = &state.stores.db;
     let now = Moment::now(&state.clock);
     let today = view_round(&state, &app_id, &period_at(&state, now.ms, 0), None).await?;
