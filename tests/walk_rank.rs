@@ -310,10 +310,13 @@ async fn wrong_keys_foreign_watermarks_and_bad_input_are_refused_and_change_noth
         );
 
         // Malformed inputs: never a 500, always a clear 400.
+        // A string that is not WeChat's object is Alipay's form: this app has no AES key.
+        let body = send(json!("not json")).await;
+        assert_eq!(body["code"], 501, "{body}");
         for bad in [
             Value::Null,
             json!(""),
-            json!("not json"),
+            json!("{not json"),
             json!({"iv": "x"}),
             json!({"encryptedData": "x"}),
             json!({"encryptedData": 5, "iv": "x"}),
@@ -773,5 +776,98 @@ async fn covers_and_walk_settings_are_configured_per_app() {
         assert_eq!(body["code"], 404);
         let (_, body) = app.get("/admin/walk/config", &admin).await;
         assert_eq!(body["data"]["rate"], 300, "refusals changed nothing");
+    }
+}
+
+/// Alipay's `my.getRunData` response as the mini-program gets it: the JSON encrypted with the
+/// app's AES key (AES-128-CBC, PKCS#7, zero IV), base64.
+fn alipay_encrypt(key: &[u8; 16], plain: &str) -> String {
+    let ct = cbc::Encryptor::<aes::Aes128>::new(key.into(), &[0u8; 16].into())
+        .encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes());
+    b64(&ct)
+}
+
+#[actix_web::test]
+async fn alipay_users_report_exchange_and_rank_with_the_apps_aes_key() {
+    const AES_KEY: [u8; 16] = *b"alipay-aes-key16";
+    let wechat = fake_wechat();
+    for backend in backends() {
+        let app = spawn(backend, &wechat).await;
+        let (status, body) = app
+            .post(
+                "/admin/apps",
+                &[("X-Admin-Key", ADMIN_KEY)],
+                &json!({"id": "default", "name": "Default app", "settings": {"aes_key": b64(&AES_KEY)}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        // An Alipay user: no WeChat session key, only the app's AES key decrypts their steps.
+        let (openid, bearer) = app.login("ali").await;
+        let ali = WxUser {
+            openid,
+            bearer,
+            key: [0; 16],
+        };
+        let body = walk_get(
+            &app,
+            &ali,
+            json!(alipay_encrypt(&AES_KEY, r#"{"count": 8000}"#)),
+        )
+        .await;
+        assert_eq!(
+            (&body["status"], &body["data"]["count"]),
+            (&json!(true), &json!(8000)),
+            "{backend:?}: {body}"
+        );
+        // `count` also as a string of digits; the day keeps its maximum.
+        let body = walk_get(
+            &app,
+            &ali,
+            json!(alipay_encrypt(
+                &AES_KEY,
+                r#"{"count": "9000", "time": "2026-12-03"}"#
+            )),
+        )
+        .await;
+        assert_eq!(body["data"]["count"], 9000, "{body}");
+        let body = walk_get(
+            &app,
+            &ali,
+            json!(alipay_encrypt(&AES_KEY, r#"{"count": 100}"#)),
+        )
+        .await;
+        assert_eq!(body["data"]["count"], 9000, "{body}");
+        // Another key, no count, a count out of range, not ciphertext: 400, nothing stored.
+        for bad in [
+            alipay_encrypt(b"another-aes-key!", r#"{"count": 20000}"#),
+            alipay_encrypt(&AES_KEY, r#"{"steps": 20000}"#),
+            alipay_encrypt(&AES_KEY, r#"{"count": 10000000}"#),
+            alipay_encrypt(&AES_KEY, r#"{"count": "12a"}"#),
+            "!!!".to_string(),
+        ] {
+            let body = walk_get(&app, &ali, json!(bad)).await;
+            assert_eq!(
+                (&body["status"], &body["code"]),
+                (&json!(false), &json!(400)),
+                "{bad}: {body}"
+            );
+        }
+        // The rank shows the Alipay user, and the steps exchange for points once.
+        let board = rank(&app, &ali).await;
+        assert_eq!(
+            (&board["my_rank"], &board["my_count"]),
+            (&json!(1), &json!(9000)),
+            "{board}"
+        );
+        let rate = board["rate"].as_i64().expect("rate");
+        let body = exchange(&app, &ali).await;
+        assert_eq!(body["status"], true, "{body}");
+        assert_eq!(app.balance(&ali.openid).await, 9000 / rate, "{backend:?}");
+        let again = exchange(&app, &ali).await;
+        assert_eq!(again["status"], false, "{again}");
+        ledger_facts(&app.database_url, &ali.openid)
+            .await
+            .assert_conserved();
+        app.handle.stop(true).await;
     }
 }

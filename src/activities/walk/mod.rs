@@ -164,6 +164,31 @@ pub fn today_steps(
 
 // ----- walk -----
 
+/// The IV of Alipay's encrypted responses (`my.getPhoneNumber`, `my.getRunData`): zero bytes,
+/// base64.
+pub const ZERO_IV_B64: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
+
+/// Today's steps in decrypted Alipay run data (`my.getRunData`'s response decrypted with the
+/// app's AES key): its `count`, a number or a string of digits, within the day's range.
+pub fn alipay_steps(plaintext: &[u8]) -> Result<i64, DecryptError> {
+    let value: serde_json::Value = serde_json::from_slice(plaintext)
+        .map_err(|e| DecryptError::BadData(format!("not Alipay run data: {e}")))?;
+    let count = match &value["count"] {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
+    }
+    .ok_or_else(|| DecryptError::BadData("Alipay run data without a step `count`".into()))?;
+    if !(0..=WALK_DAY_STEPS_MAX).contains(&count) {
+        return Err(DecryptError::BadData(format!(
+            "step count {count} out of range"
+        )));
+    }
+    Ok(count)
+}
+
 /// Per-app walk settings.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WalkConfig {
@@ -191,6 +216,8 @@ pub fn exchange_key(app_id: &str, day: &str, user_id: i64) -> String {
 enum IngestError {
     /// The app has no WeChat appid to check the watermark against.
     NoWechat,
+    /// The app has no AES key to decrypt Alipay data with.
+    NoAesKey,
     /// No usable session key (log in with WeChat again).
     BadSessionKey,
     /// The data does not decrypt or parse, or belongs to another mini-program.
@@ -210,26 +237,46 @@ impl From<AppError> for IngestError {
     }
 }
 
-/// Decrypts the caller's WeRun data, stores today's steps (keeping the day's maximum) and
-/// tells the leaderboard. Returns today's steps as stored.
+/// Encrypted steps as a platform sends them.
+pub enum StepData<'a> {
+    /// WeChat's `wx.getWeRunData`: `encryptedData` and `iv`, under the user's session key.
+    Wechat { data: &'a str, iv: &'a str },
+    /// Alipay's `my.getRunData` response, under the app's AES key.
+    Alipay(&'a str),
+}
+
+/// Decrypts the caller's steps, stores today's (keeping the day's maximum) and tells the
+/// leaderboard. Returns today's steps as stored.
 async fn ingest(
     state: &AppState,
     session: &SessionUser,
-    data: &str,
-    iv: &str,
+    encrypted: StepData<'_>,
 ) -> Result<i64, IngestError> {
     let app = auth::app(state, &session.app_id).await?;
-    let (appid, _) = auth::wechat_credentials(state, &app).ok_or(IngestError::NoWechat)?;
-    let key = store::session_key(&state.stores.db, session.user_id)
-        .await?
-        .ok_or(IngestError::BadSessionKey)?;
     let now = Moment::now(&state.clock);
-    let steps = decrypt_wechat(&key, data, iv)
-        .and_then(|plain| today_steps(&plain, &appid, &state.clock, &now.day))
-        .map_err(|e| match e {
-            DecryptError::BadKey => IngestError::BadSessionKey,
-            DecryptError::BadData(m) => IngestError::Undecryptable(m),
-        })?;
+    let steps = match encrypted {
+        StepData::Wechat { data, iv } => {
+            let (appid, _) = auth::wechat_credentials(state, &app).ok_or(IngestError::NoWechat)?;
+            let key = store::session_key(&state.stores.db, session.user_id)
+                .await?
+                .ok_or(IngestError::BadSessionKey)?;
+            decrypt_wechat(&key, data, iv)
+                .and_then(|plain| today_steps(&plain, &appid, &state.clock, &now.day))
+                .map_err(|e| match e {
+                    DecryptError::BadKey => IngestError::BadSessionKey,
+                    DecryptError::BadData(m) => IngestError::Undecryptable(m),
+                })?
+        }
+        StepData::Alipay(response) => {
+            let key = app.settings.aes_key.ok_or(IngestError::NoAesKey)?;
+            decrypt_wechat(&key, response, ZERO_IV_B64)
+                .and_then(|plain| alipay_steps(&plain))
+                .map_err(|e| match e {
+                    DecryptError::BadKey => IngestError::NoAesKey,
+                    DecryptError::BadData(m) => IngestError::Undecryptable(m),
+                })?
+        }
+    };
     if steps == 0 {
         let stored = store::day_steps(&state.stores.db, session.user_id, &now.day).await?;
         return Ok(stored.map_or(0, |(s, _)| s));

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-use super::{ingest, store, Covers, IngestError};
+use super::{ingest, store, Covers, IngestError, StepData};
 use crate::auth;
 use crate::dialect::gift::{ok, ok_with, own_user, Gift};
 use crate::dialect::AppId;
@@ -25,7 +25,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "上传微信运动步数: report today's steps",
-            description: "Bearer token; `user_id` must be the token's user. `encryption` is WeChat's `wx.getWeRunData` result, as a JSON object `{\"encryptedData\",\"iv\"}` or that object as a JSON string. It is decrypted with the session key of the user's WeChat login (AES-128-CBC) and its watermark appid must be the app's WeChat appid. `data.count`: today's steps (the most reported today), entered into today's rank. Codes: 400 missing or undecryptable data, or no WeChat session key (log in with WeChat again); 501 WeChat not configured for the app.",
+            description: "Bearer token; `user_id` must be the token's user. `encryption` is Alipay's `my.getRunData` response as the string the mini-program gets (decrypted with the app's AES key like the phone number of `v2/user/auth/phone.json`; today's steps are its `count`, a number or a string of digits), or WeChat's `wx.getWeRunData` result as a JSON object `{\"encryptedData\",\"iv\"}` (or that object as a JSON string), decrypted with the session key of the user's WeChat login, its watermark appid the app's WeChat appid. `data.count`: today's steps (the most reported today), entered into today's rank. Codes: 400 missing or undecryptable data, or no WeChat session key (log in with WeChat again); 501 WeChat, or for Alipay data the AES key, not configured for the app.",
         },
         walk_get,
     );
@@ -99,12 +99,16 @@ pub struct RankItem {
     pub count: i64,
 }
 
-/// `encryption` as `(encryptedData, iv)`.
-fn encryption_fields(raw: Option<Value>) -> Result<(String, String), AppError> {
+/// `encryption` in one of its two forms: WeChat's `{"encryptedData","iv"}` (an object, or that
+/// object as a JSON string), or Alipay's encrypted `my.getRunData` response (any other string).
+fn encryption_of(raw: Option<Value>) -> Result<Encryption, AppError> {
     let value = match raw {
         None | Some(Value::Null) => return Err(AppError::missing("encryption")),
         Some(Value::String(s)) if s.trim().is_empty() => {
             return Err(AppError::missing("encryption"))
+        }
+        Some(Value::String(s)) if !s.trim_start().starts_with('{') => {
+            return Ok(Encryption::Alipay(s.trim().to_string()))
         }
         Some(Value::String(s)) => serde_json::from_str::<Value>(&s).map_err(|_| {
             AppError::invalid("encryption must be a JSON object {\"encryptedData\",\"iv\"}")
@@ -123,10 +127,20 @@ fn encryption_fields(raw: Option<Value>) -> Result<(String, String), AppError> {
     };
     if !value.is_object() {
         return Err(AppError::invalid(
-            "encryption must be a JSON object {\"encryptedData\",\"iv\"}",
+            "encryption must be Alipay's encrypted string or WeChat's {\"encryptedData\",\"iv\"}",
         ));
     }
-    Ok((field("encryptedData")?, field("iv")?))
+    Ok(Encryption::Wechat {
+        data: field("encryptedData")?,
+        iv: field("iv")?,
+    })
+}
+
+/// `encryption`, parsed.
+#[derive(Debug, PartialEq, Eq)]
+enum Encryption {
+    Wechat { data: String, iv: String },
+    Alipay(String),
 }
 
 async fn walk_get(
@@ -136,13 +150,20 @@ async fn walk_get(
 ) -> GiftReply {
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
-    let (data, iv) = encryption_fields(p.encryption)?;
-    let count = ingest(&state, &caller.session, &data, &iv)
+    let encryption = encryption_of(p.encryption)?;
+    let encrypted = match &encryption {
+        Encryption::Wechat { data, iv } => StepData::Wechat { data, iv },
+        Encryption::Alipay(response) => StepData::Alipay(response),
+    };
+    let count = ingest(&state, &caller.session, encrypted)
         .await
         .map_err(|e| match e {
             IngestError::NoWechat => {
                 AppError::NotConfigured("WeChat is not configured for this app".into())
             }
+            IngestError::NoAesKey => AppError::NotConfigured(
+                "the app has no AES key (base64 of 16 bytes) to decrypt Alipay data with".into(),
+            ),
             IngestError::BadSessionKey => AppError::invalid(
                 "no valid WeChat session key for this user: log in with WeChat again",
             ),
@@ -215,27 +236,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encryption_comes_as_object_or_string() {
+    fn encryption_comes_as_wechats_object_or_alipays_string() {
         let obj = json!({"encryptedData": "a", "iv": "b"});
-        assert_eq!(
-            encryption_fields(Some(obj.clone())),
-            Ok(("a".into(), "b".into()))
-        );
-        assert_eq!(
-            encryption_fields(Some(Value::String(obj.to_string()))),
-            Ok(("a".into(), "b".into()))
-        );
-        assert!(matches!(encryption_fields(None), Err(AppError::Missing(_))));
+        let wechat = Encryption::Wechat {
+            data: "a".into(),
+            iv: "b".into(),
+        };
+        assert_eq!(encryption_of(Some(obj.clone())), Ok(wechat));
         assert!(matches!(
-            encryption_fields(Some(json!({"iv": "b"}))),
+            encryption_of(Some(Value::String(obj.to_string()))),
+            Ok(Encryption::Wechat { .. })
+        ));
+        assert_eq!(
+            encryption_of(Some(json!(" c2VjcmV0 "))),
+            Ok(Encryption::Alipay("c2VjcmV0".into()))
+        );
+        assert!(matches!(encryption_of(None), Err(AppError::Missing(_))));
+        assert!(matches!(
+            encryption_of(Some(json!({"iv": "b"}))),
             Err(AppError::Missing(_))
         ));
         assert!(matches!(
-            encryption_fields(Some(json!("not json"))),
+            encryption_of(Some(json!("{not json"))),
             Err(AppError::Invalid(_))
         ));
         assert!(matches!(
-            encryption_fields(Some(json!([1]))),
+            encryption_of(Some(json!([1]))),
             Err(AppError::Invalid(_))
         ));
     }

@@ -6,7 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::routes_gift::StepCount;
-use super::{grant_auth_reward, ingest, IngestError};
+use super::{grant_auth_reward, ingest, IngestError, StepData};
 use crate::dialect::mini::{self, own_openid, Mini};
 use crate::dialect::GET_POST;
 use crate::error::{AppError, Failure};
@@ -54,8 +54,9 @@ async fn wx_run(
     };
     own_openid(&caller, &p.openid, -4)?;
     let s = &caller.session;
-    let count = ingest(&state, s, data, iv).await.map_err(|e| match e {
-        IngestError::NoWechat => AppError::Coded(-2, "微信配置为空".into()),
+    let encrypted = StepData::Wechat { data, iv };
+    let count = ingest(&state, s, encrypted).await.map_err(|e| match e {
+        IngestError::NoWechat | IngestError::NoAesKey => AppError::Coded(-2, "微信配置为空".into()),
         IngestError::BadSessionKey => AppError::Coded(-3, "错误的session key".into()),
         IngestError::Undecryptable(m) => AppError::Coded(-5, format!("解析失败: {m}")),
         IngestError::Other(e) => e,

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::activities::walk::{decrypt_wechat, DecryptError};
+use crate::activities::walk::{decrypt_wechat, DecryptError, ZERO_IV_B64};
 use crate::auth;
 use crate::clock::now_ms;
 use crate::dialect::Points;
@@ -62,9 +62,6 @@ pub const LOGIN_STATUS_LOGGED_IN: i64 = 10;
 pub const LOGIN_STATUS_PROFILE: i64 = 20;
 /// Login status: phone bound.
 pub const LOGIN_STATUS_PHONE: i64 = 30;
-
-/// Base64 of the 16 zero bytes Alipay uses as the IV of its encrypted responses.
-const ZERO_IV_B64: &str = "AAAAAAAAAAAAAAAAAAAAAA==";
 
 /// Registers the profile routes.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig, doc: &mut ApiDoc) {
