@@ -90,9 +90,9 @@ fn scarce_board(ticket: i64, daily_limit: i64) -> Value {
     json!({
         "app_id": "default", "ticket": ticket, "daily_limit": daily_limit,
         "prizes": [
-            {"level": 1, "name": "10集分宝", "reward_type": "集分宝", "icon": "https://x/1.png",
+            {"level": "一等奖", "name": "10集分宝", "reward_type": "集分宝", "icon": "https://x/1.png",
              "sum": 20, "amount": 5, "rate": 0.5},
-            {"level": 2, "name": "谢谢参与", "reward_type": "积分", "icon": "https://x/2.png",
+            {"level": "参与奖", "name": "谢谢参与", "reward_type": "积分", "icon": "https://x/2.png",
              "sum": 0, "amount": 0, "rate": "0.5"},
         ]
     })
@@ -143,7 +143,7 @@ async fn concurrent_draws_never_oversell_and_keep_the_daily_limit() {
                 *per_user.entry(uid.clone()).or_default() += 1;
                 if body["is_reward"] == true {
                     wins += 1;
-                    assert_eq!(body["data"]["level"], 1, "{body}");
+                    assert_eq!(body["data"]["level"], "一等奖", "{body}");
                     assert_eq!(body["data"]["reward_type"], "集分宝", "{body}");
                 } else {
                     assert_eq!(body["is_reward"], false, "{body}");
@@ -176,7 +176,7 @@ async fn concurrent_draws_never_oversell_and_keep_the_daily_limit() {
         assert_eq!(order_units, 100, "{backend:?}");
         let stock_counter = scalar(
             &db,
-            "SELECT count FROM ledger_counters WHERE counter_key = 'lottery:default:prize:1'",
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM ledger_counters WHERE counter_key LIKE 'lottery:default:prize:%'",
         )
         .await;
         assert_eq!(stock_counter, 20, "{backend:?}");
@@ -255,9 +255,9 @@ async fn refused_draws_change_nothing_and_bad_boards_are_refused() {
         let board = json!({
             "app_id": "default", "ticket": 10, "daily_limit": 3,
             "prizes": [
-                {"level": 1, "name": "50积分", "reward_type": "积分", "icon": "i1", "sum": 1000,
+                {"level": "一等奖", "name": "50积分", "reward_type": "积分", "icon": "i1", "sum": 1000,
                  "amount": 50, "rate": "0.3"},
-                {"level": 2, "name": "谢谢参与", "reward_type": "积分", "icon": "i2", "sum": 0,
+                {"level": "二等奖", "name": "谢谢参与", "reward_type": "积分", "icon": "i2", "sum": 0,
                  "amount": 0, "rate": 0.7},
             ]
         });
@@ -270,11 +270,13 @@ async fn refused_draws_change_nothing_and_bad_boards_are_refused() {
         let show = call(&app, "/v2/lottery/show.json", &poor_auth, me.clone()).await;
         assert_eq!(show["status"], true, "{show}");
         assert_eq!(show["left_times"], 3, "{show}");
-        assert_eq!(show["ticket"], 10, "{show}");
+        // `ticket` is a string of digits, `level` the label the operator typed.
+        assert_eq!(show["ticket"], "10", "{show}");
         assert_eq!(
             show["data"][0],
-            json!({"level": 1, "name": "50积分", "reward_type": "积分", "icon": "i1"})
+            json!({"level": "一等奖", "name": "50积分", "reward_type": "积分", "icon": "i1"})
         );
+        assert_eq!(show["data"][1]["level"], "二等奖");
         assert_eq!(show["data"].as_array().map(Vec::len), Some(2));
 
         // A draw without enough points: 402, nothing changed, the draw not counted.
@@ -321,6 +323,19 @@ async fn refused_draws_change_nothing_and_bad_boards_are_refused() {
             ])),
             with_prizes(json!([prize(1, json!("abc"))])),
             with_prizes(json!([prize(1, json!(0.5)), prize(1, json!(0.5))])),
+            with_prizes(json!([
+                {"level": "一等奖", "name": "p", "reward_type": "积分", "sum": 1, "amount": 1, "rate": 0.5},
+                {"level": " 一等奖 ", "name": "q", "reward_type": "积分", "sum": 1, "amount": 1, "rate": 0.5}
+            ])),
+            with_prizes(
+                json!([{"level": "", "name": "p", "reward_type": "积分", "sum": 1, "amount": 1, "rate": 1}]),
+            ),
+            with_prizes(
+                json!([{"level": "x".repeat(33), "name": "p", "reward_type": "积分", "sum": 1, "amount": 1, "rate": 1}]),
+            ),
+            with_prizes(
+                json!([{"level": {"l": 1}, "name": "p", "reward_type": "积分", "sum": 1, "amount": 1, "rate": 1}]),
+            ),
             with_prizes(json!([])),
             with_prizes(json!(many)),
             with_prizes(json!("not a list")),
@@ -373,7 +388,7 @@ async fn refused_draws_change_nothing_and_bad_boards_are_refused() {
         cheaper["status"] = json!("20");
         save_board(&app, &cheaper).await;
         let show = call(&app, "/v2/lottery/show.json", &rich_auth, rich_me.clone()).await;
-        assert_eq!(show["ticket"], 20, "{show}");
+        assert_eq!(show["ticket"], "20", "{show}");
         assert_eq!(
             show["left_times"], 2,
             "{backend:?}: the reloaded board forgot today's draw"
@@ -856,7 +871,7 @@ async fn two_processes_drawing_on_one_board_never_oversell() {
     assert_eq!(
         scalar(
             &db,
-            "SELECT count FROM ledger_counters WHERE counter_key = 'lottery:default:prize:1'"
+            "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT) FROM ledger_counters WHERE counter_key LIKE 'lottery:default:prize:%'"
         )
         .await,
         granted
@@ -870,5 +885,67 @@ async fn two_processes_drawing_on_one_board_never_oversell() {
     assert!(most <= 2, "a user drew {most} times");
     for (uid, _) in users.iter().take(5) {
         ledger_facts(&url, uid).await.assert_conserved();
+    }
+}
+
+#[actix_web::test]
+async fn a_prizes_stock_follows_its_label_through_reorders_and_renames() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let prize = |label: &str, rate: f64| json!({"level": label, "name": label, "reward_type": "积分", "sum": 2, "amount": 1, "rate": rate});
+        let board = |prizes: Value| json!({"app_id": "default", "ticket": 0, "daily_limit": 5, "prizes": prizes});
+        save_board(
+            &app,
+            &board(json!([prize("一等奖", 1.0), prize("二等奖", 0.0)])),
+        )
+        .await;
+        let (user, auth) = app.login("labels").await;
+        let me = json!({"app_id": "default", "user_id": user});
+        for _ in 0..2 {
+            let drawn = call(&app, "/v2/lottery/do.json", &auth, me.clone()).await;
+            assert_eq!(drawn["data"]["level"], "一等奖", "{backend:?}: {drawn}");
+        }
+        // Reordered, with a new label in front: 一等奖 keeps the two units it granted.
+        let saved = save_board(
+            &app,
+            &board(json!([
+                prize("特等奖", 0.0),
+                prize("一等奖", 1.0),
+                prize("二等奖", 0.0)
+            ])),
+        )
+        .await;
+        let granted: Vec<(Value, Value)> = saved["data"]["prizes"]
+            .as_array()
+            .expect("prizes")
+            .iter()
+            .map(|p| (p["level"].clone(), p["granted"].clone()))
+            .collect();
+        assert_eq!(
+            granted,
+            vec![
+                (json!("特等奖"), json!(0)),
+                (json!("一等奖"), json!(2)),
+                (json!("二等奖"), json!(0))
+            ],
+            "{backend:?}"
+        );
+        let drawn = call(&app, "/v2/lottery/do.json", &auth, me.clone()).await;
+        assert_eq!(
+            drawn["is_reward"], false,
+            "{backend:?}: its stock is used up: {drawn}"
+        );
+        // Removed and added again, a label finds its counter again.
+        save_board(&app, &board(json!([prize("二等奖", 1.0)]))).await;
+        let saved = save_board(
+            &app,
+            &board(json!([prize("二等奖", 0.0), prize("一等奖", 1.0)])),
+        )
+        .await;
+        assert_eq!(
+            saved["data"]["prizes"][1]["granted"], 2,
+            "{backend:?}: {saved}"
+        );
+        app.handle.stop(true).await;
     }
 }

@@ -36,6 +36,8 @@ pub const LOTTERY_TICKET_KIND: &str = "lottery_ticket";
 pub struct Prize {
     /// Unique on the board; names the prize's stock counter.
     pub level: i64,
+    /// The prize's level as the operator named it (`一等奖`), shown to players.
+    pub label: String,
     pub name: String,
     /// `积分` credits points; every other type becomes a fulfilment order.
     pub reward_type: String,
@@ -390,6 +392,7 @@ mod tests {
     fn prize(level: i64, rate: u32) -> Prize {
         Prize {
             level,
+            label: format!("{level}等奖"),
             name: format!("p{level}"),
             reward_type: REWARD_POINTS.into(),
             icon: String::new(),

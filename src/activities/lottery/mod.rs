@@ -39,8 +39,8 @@ pub const LOTTERY_TICKET_MAX: i64 = 1_000_000;
 pub const LOTTERY_PRIZE_AMOUNT_MAX: i64 = 1_000_000_000;
 /// Most units of stock one prize may hold.
 pub const LOTTERY_PRIZE_STOCK_MAX: i64 = 1_000_000_000;
-/// Highest prize level.
-pub const LOTTERY_LEVEL_MAX: i64 = 1_000_000;
+/// Longest prize level label.
+pub const LOTTERY_LABEL_CHARS_MAX: usize = 32;
 /// Longest prize name.
 pub const LOTTERY_NAME_CHARS_MAX: usize = 64;
 /// Longest prize icon URL.

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::{
-    granted, parse_rate, replace_board, store, LOTTERY_ICON_CHARS_MAX, LOTTERY_LEVEL_MAX,
+    granted, parse_rate, replace_board, store, LOTTERY_ICON_CHARS_MAX, LOTTERY_LABEL_CHARS_MAX,
     LOTTERY_NAME_CHARS_MAX, LOTTERY_PRIZE_AMOUNT_MAX, LOTTERY_PRIZE_STOCK_MAX, LOTTERY_TICKET_MAX,
 };
 use crate::dialect::gift::{ok, Gift, Reply};
@@ -46,9 +46,10 @@ pub struct LotteryBoardReq {
 pub struct LotteryPrizeReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub icon: Option<String>,
-    /// Unique on the board.
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
-    pub level: Option<i64>,
+    /// The prize's level as players see it (`一等奖`, `二等奖` ...; a number is read as its
+    /// digits): 1-32 printable characters, unique on the board.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub level: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub name: Option<String>,
     /// `积分`, `集分宝`, `现金红包`, `电子权益` or `实物`.
@@ -75,7 +76,8 @@ pub struct LotteryQuery {
 /// A stored prize with its stock.
 #[derive(Serialize, ToSchema)]
 pub struct LotteryPrizeAdminView {
-    pub level: i64,
+    /// The label players see.
+    pub level: String,
     pub name: String,
     pub reward_type: String,
     pub icon: String,
@@ -137,14 +139,14 @@ fn parse_board(p: LotteryBoardReq) -> Result<(i64, i64, String, Vec<Prize>), App
             "prizes must hold 1-{LOTTERY_PRIZES_MAX} prizes"
         )));
     }
-    let mut levels = HashSet::new();
+    let mut labels = HashSet::new();
     let mut prizes = Vec::with_capacity(raw.len());
     for (i, p) in raw.into_iter().enumerate() {
         let at = |field: &str| format!("prizes[{i}].{field}");
-        let level = ranged(p.level, &at("level"), 0, LOTTERY_LEVEL_MAX)?;
-        if !levels.insert(level) {
+        let label = text_field(p.level, &at("level"), LOTTERY_LABEL_CHARS_MAX)?;
+        if !labels.insert(label.clone()) {
             return Err(AppError::invalid(format!(
-                "prize level {level} appears twice"
+                "prize level {label:?} appears twice"
             )));
         }
         let name = text_field(p.name, &at("name"), LOTTERY_NAME_CHARS_MAX)?;
@@ -178,7 +180,9 @@ fn parse_board(p: LotteryBoardReq) -> Result<(i64, i64, String, Vec<Prize>), App
         let rate =
             parse_rate(&rate).map_err(|e| AppError::invalid(format!("{}: {e}", at("rate"))))?;
         prizes.push(Prize {
-            level,
+            // The slot is chosen when the board is saved (`assign_slots`).
+            level: 0,
+            label,
             name,
             reward_type,
             icon,
@@ -197,6 +201,37 @@ fn parse_board(p: LotteryBoardReq) -> Result<(i64, i64, String, Vec<Prize>), App
     Ok((ticket, daily_limit, status, prizes))
 }
 
+/// Gives each prize its slot, the number its stock counter is named by: the slot the board
+/// already gave its label, so a saved board keeps counting what each prize granted; for a new
+/// label, a number derived from the label itself, so a label removed and added again finds its
+/// counter again.
+fn assign_slots(prizes: &mut [Prize], stored: &[Prize]) -> Result<(), AppError> {
+    let mut taken = HashSet::new();
+    for prize in prizes.iter_mut() {
+        prize.level = stored
+            .iter()
+            .find(|s| s.label == prize.label)
+            .map_or_else(|| label_slot(&prize.label), |s| s.level);
+        if !taken.insert(prize.level) {
+            return Err(AppError::invalid(format!(
+                "prize level {:?} cannot be told apart from another; rename it",
+                prize.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A stable number for a label, above every slot a number label was ever given.
+fn label_slot(label: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(label.as_bytes());
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    // 62 bits: positive, and far above the small numbers boards saved before labels used.
+    (i64::from_be_bytes(bytes) & ((1 << 62) - 1)) | (1 << 61)
+}
+
 /// The stored board with its committed stock, for operators.
 async fn admin_view(state: &AppState, app_id: &str) -> Result<LotteryBoardAdminView, AppError> {
     let board = store::board_row(&state.stores.db, app_id)
@@ -212,7 +247,7 @@ async fn admin_view(state: &AppState, app_id: &str) -> Result<LotteryBoardAdminV
             granted: g,
             rate: f64::from(p.rate) / f64::from(LOTTERY_RATE_SCALE),
             rate_ppm: p.rate,
-            level: p.level,
+            level: p.label,
             name: p.name,
             reward_type: p.reward_type,
             icon: p.icon,
@@ -236,8 +271,13 @@ async fn save_board(
 ) -> Reply {
     let p = p.into_inner();
     let app_id = AppId::text(p.app_id.clone());
-    let (ticket, daily_limit, status, prizes) = parse_board(p)?;
+    let (ticket, daily_limit, status, mut prizes) = parse_board(p)?;
     crate::auth::app(&state, &app_id).await?;
+    let stored = store::board_row(&state.stores.db, &app_id)
+        .await?
+        .map(|b| b.prizes)
+        .unwrap_or_default();
+    assign_slots(&mut prizes, &stored)?;
     replace_board(&state, &app_id, ticket, daily_limit, &status, &prizes).await?;
     Ok(ok(json!(admin_view(&state, &app_id).await?)))
 }
@@ -262,7 +302,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: POST,
             tag,
             summary: "Create or replace an app's lottery board",
-            description: "`X-Admin-Key` required. `ticket` points per draw (0-1000000), `daily_limit` draws per user per day (1-1000), `status` 10/20/30, `prizes` 1-32 of `{icon, level, name, reward_type, sum, amount, rate}`: `level` unique, `sum` the total stock over the board's life (units already granted of a level count against it), `amount` units per win (0 only for a slot with no stock), `rate` a number or decimal string in [0, 1] with at most 6 decimals. The rates must add up to exactly 1. Any violation answers 400 and changes nothing. The running board picks the new configuration up at once.",
+            description: "`X-Admin-Key` required. `ticket` points per draw (0-1000000), `daily_limit` draws per user per day (1-1000), `status` 10/20/30, `prizes` 1-32 of `{icon, level, name, reward_type, sum, amount, rate}`: `level` the label players see (`一等奖`; 1-32 printable characters, a number is read as its digits), unique on the board; the board's order is the list's order; `sum` the total stock over the board's life (units already granted of a level count against it), `amount` units per win (0 only for a slot with no stock), `rate` a number or decimal string in [0, 1] with at most 6 decimals. The rates must add up to exactly 1. Any violation answers 400 and changes nothing. The running board picks the new configuration up at once.",
         },
         save_board,
     );

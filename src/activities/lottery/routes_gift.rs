@@ -20,7 +20,8 @@ use crate::state::AppState;
 /// A prize as the board shows it.
 #[derive(Serialize, ToSchema)]
 pub struct LotteryPrizeItem {
-    pub level: i64,
+    /// The prize's label (`一等奖`).
+    pub level: String,
     pub name: String,
     pub reward_type: String,
     pub icon: String,
@@ -29,7 +30,8 @@ pub struct LotteryPrizeItem {
 /// The prize a draw won.
 #[derive(Serialize, ToSchema)]
 pub struct LotteryDrawData {
-    pub level: i64,
+    /// The prize's label (`一等奖`).
+    pub level: String,
     pub name: String,
     pub reward_type: String,
 }
@@ -48,7 +50,7 @@ async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
         .prizes
         .into_iter()
         .map(|p| LotteryPrizeItem {
-            level: p.level,
+            level: p.label,
             name: p.name,
             reward_type: p.reward_type,
             icon: p.icon,
@@ -58,7 +60,8 @@ async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
         json!(items),
         &[
             ("left_times", json!(view.left_times)),
-            ("ticket", json!(view.ticket)),
+            // A string of digits, as the original answered it.
+            ("ticket", json!(view.ticket.to_string())),
         ],
     ))
 }
@@ -97,7 +100,7 @@ async fn draw(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
     Ok(match result.prize {
         Some(p) => ok_with(
             json!(LotteryDrawData {
-                level: p.level,
+                level: p.label,
                 name: p.name,
                 reward_type: p.reward_type,
             }),
@@ -117,7 +120,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "抽奖页面: the app's lottery board",
-            description: "Bearer token required; `user_id` must be the token's user (403 otherwise, 401 without a valid token). `data`: the prizes `[{level, name, reward_type, icon}]`; beside `data`: `left_times` (draws the caller has left today, business day) and `ticket` (points per draw). 404 when the app has no board.",
+            description: "Bearer token required; `user_id` must be the token's user (403 otherwise, 401 without a valid token). `data`: the prizes `[{level, name, reward_type, icon}]`; `level` is the prize's label (`一等奖`); beside `data`: `left_times` (draws the caller has left today, business day, a number) and `ticket` (points per draw, a string of digits). 404 when the app has no board.",
         },
         show,
     );

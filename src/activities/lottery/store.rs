@@ -25,7 +25,7 @@ pub(crate) async fn board_row(db: &Db, app_id: &str) -> Result<Option<BoardRow>,
         return Ok(None);
     };
     let prizes = sqlx::query(
-        "SELECT level, name, reward_type, icon, stock, amount, rate_ppm FROM lottery_prizes \
+        "SELECT level, label, name, reward_type, icon, stock, amount, rate_ppm FROM lottery_prizes \
          WHERE app_id = $1 ORDER BY sort, level",
     )
     .bind(app_id)
@@ -36,6 +36,7 @@ pub(crate) async fn board_row(db: &Db, app_id: &str) -> Result<Option<BoardRow>,
         let rate: i64 = r.try_get("rate_ppm")?;
         Ok(Prize {
             level: r.try_get("level")?,
+            label: r.try_get("label")?,
             name: r.try_get("name")?,
             reward_type: r.try_get("reward_type")?,
             icon: r.try_get("icon")?,
@@ -84,11 +85,12 @@ pub(crate) async fn save_board(
         .await?;
     for (sort, prize) in prizes.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO lottery_prizes (app_id, level, name, reward_type, icon, stock, amount, \
-             rate_ppm, sort) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO lottery_prizes (app_id, level, label, name, reward_type, icon, stock, \
+             amount, rate_ppm, sort) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(app_id)
         .bind(prize.level)
+        .bind(&prize.label)
         .bind(&prize.name)
         .bind(&prize.reward_type)
         .bind(&prize.icon)
