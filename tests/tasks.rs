@@ -768,8 +768,9 @@ async fn bad_input_is_refused_and_changes_nothing() {
             json!({"type": "weekly", "title": "x", "faceValue": 1}),
             json!({"type": "cyclic", "title": "x", "faceValue": 1}),
             json!({"type": "cyclic", "cycle": {"type": "year"}, "title": "x", "faceValue": 1}),
-            json!({"type": "cyclic", "cycle": {"type": "day", "day": 0}, "title": "x", "faceValue": 1}),
-            json!({"type": "cyclic", "cycle": {"type": "day", "day": 367}, "title": "x", "faceValue": 1}),
+            json!({"type": "cyclic", "cycle": {"type": "week", "day": 0}, "title": "x", "faceValue": 1}),
+            json!({"type": "cyclic", "cycle": {"type": "week", "day": 8}, "title": "x", "faceValue": 1}),
+            json!({"type": "cyclic", "cycle": {"type": "month", "day": 32}, "title": "x", "faceValue": 1}),
             json!({"type": "cyclic", "cycle": "day", "title": "x", "faceValue": 1}),
             json!({"type": "permanent", "faceValue": 1}),
             json!({"type": "permanent", "title": "x"}),
@@ -831,21 +832,15 @@ async fn bad_input_is_refused_and_changes_nothing() {
 }
 
 #[test]
-fn cycles_roll_over_at_midnight_business_time() {
+fn cycles_refresh_at_midnight_business_time_on_their_day() {
     let clock = BizClock::new(chrono_tz::Asia::Shanghai);
     let at = |t: &str| clock.parse(t).expect("time");
-    let day = Some(Cycle {
-        unit: CycleUnit::Day,
-        length: 1,
-    });
-    let week = Some(Cycle {
-        unit: CycleUnit::Week,
-        length: 1,
-    });
-    let month = Some(Cycle {
-        unit: CycleUnit::Month,
-        length: 1,
-    });
+    let cycle = |unit, day| Some(Cycle::new(unit, day).expect("cycle"));
+    let (day, week, month) = (
+        cycle(CycleUnit::Day, 1),
+        cycle(CycleUnit::Week, 1),
+        cycle(CycleUnit::Month, 1),
+    );
 
     // 2026-03-02 is a Monday, and the day after the last day of February.
     let sunday_night = at("2026-03-01 23:59:59");
@@ -872,61 +867,183 @@ fn cycles_roll_over_at_midnight_business_time() {
     assert_eq!(monday, 1_772_380_800_000);
     assert_eq!(cycle_key(&clock, day, monday - 1), "2026-03-01");
 
-    // Several units: blocks counted from Monday 2024-01-01.
-    let two_days = Some(Cycle {
-        unit: CycleUnit::Day,
-        length: 2,
-    });
+    // `day` is the refresh day: a weekly task with day 3 runs Wednesday to Tuesday.
+    let wednesdays = cycle(CycleUnit::Week, 3);
     assert_eq!(
-        cycle_key(&clock, two_days, at("2024-01-02 23:59:59")),
-        "2024-01-01"
+        cycle_key(&clock, wednesdays, at("2026-03-03 23:59:59")),
+        "2026-02-25"
     );
     assert_eq!(
-        cycle_key(&clock, two_days, at("2024-01-03 00:00:00")),
-        "2024-01-03"
-    );
-    let two_weeks = Some(Cycle {
-        unit: CycleUnit::Week,
-        length: 2,
-    });
-    assert_eq!(
-        cycle_key(&clock, two_weeks, at("2024-01-14 23:59:59")),
-        "2024-01-01"
+        cycle_key(&clock, wednesdays, at("2026-03-04 00:00:00")),
+        "2026-03-04"
     );
     assert_eq!(
-        cycle_key(&clock, two_weeks, at("2024-01-15 00:00:00")),
-        "2024-01-15"
+        cycle_key(&clock, wednesdays, at("2026-03-10 12:00:00")),
+        "2026-03-04"
     );
-    let quarter = Some(Cycle {
-        unit: CycleUnit::Month,
-        length: 3,
-    });
+    let sundays = cycle(CycleUnit::Week, 7);
+    assert_eq!(cycle_key(&clock, sundays, sunday_night), "2026-03-01");
+    assert_eq!(cycle_key(&clock, sundays, monday), "2026-03-01");
+    // A monthly task with day 15 runs from the 15th to the 14th.
+    let fifteenths = cycle(CycleUnit::Month, 15);
     assert_eq!(
-        cycle_key(&clock, quarter, at("2026-03-31 23:59:59")),
-        "2026-01-01"
-    );
-    assert_eq!(
-        cycle_key(&clock, quarter, at("2026-04-01 00:00:00")),
-        "2026-04-01"
-    );
-    // Before the epoch the blocks continue backwards.
-    assert_eq!(
-        cycle_key(&clock, quarter, at("2023-12-31 12:00:00")),
-        "2023-10-01"
+        cycle_key(&clock, fifteenths, at("2026-03-14 23:59:59")),
+        "2026-02-15"
     );
     assert_eq!(
-        cycle_key(&clock, two_days, at("2023-12-31 12:00:00")),
-        "2023-12-30"
+        cycle_key(&clock, fifteenths, at("2026-03-15 00:00:00")),
+        "2026-03-15"
     );
+    assert_eq!(
+        cycle_key(&clock, fifteenths, at("2026-01-10 08:00:00")),
+        "2025-12-15"
+    );
+    // Day 31 is clamped to each month's last day.
+    let month_ends = cycle(CycleUnit::Month, 31);
+    assert_eq!(
+        cycle_key(&clock, month_ends, at("2026-02-28 00:00:00")),
+        "2026-02-28"
+    );
+    assert_eq!(
+        cycle_key(&clock, month_ends, at("2026-03-30 23:00:00")),
+        "2026-02-28"
+    );
+    assert_eq!(
+        cycle_key(&clock, month_ends, at("2026-03-31 00:00:00")),
+        "2026-03-31"
+    );
+    assert_eq!(
+        cycle_key(&clock, month_ends, at("2024-02-29 10:00:00")),
+        "2024-02-29"
+    );
+    // A daily task refreshes every day whatever `day` says.
+    assert_eq!(Cycle::new(CycleUnit::Day, 9), Cycle::new(CycleUnit::Day, 1));
 
-    // A cycle's next start is one period later.
-    let c = Cycle {
-        unit: CycleUnit::Month,
-        length: 3,
-    };
-    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).expect("date");
-    assert_eq!(
-        c.next_start(start),
-        chrono::NaiveDate::from_ymd_opt(2026, 4, 1).expect("date")
-    );
+    // Next starts: a week later; the next month's refresh day.
+    let date = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    let c = Cycle::new(CycleUnit::Month, 31).expect("cycle");
+    assert_eq!(c.next_start(date(2026, 1, 31)), date(2026, 2, 28));
+    assert_eq!(c.next_start(date(2026, 2, 28)), date(2026, 3, 31));
+    assert_eq!(c.next_start(date(2026, 12, 31)), date(2027, 1, 31));
+    let c = Cycle::new(CycleUnit::Week, 3).expect("cycle");
+    assert_eq!(c.next_start(date(2026, 3, 4)), date(2026, 3, 11));
+
+    // Out of range for the unit: refused.
+    for (unit, bad) in [
+        (CycleUnit::Week, 0),
+        (CycleUnit::Week, 8),
+        (CycleUnit::Month, 32),
+    ] {
+        assert!(Cycle::new(unit, bad).is_err(), "{bad}");
+    }
+}
+
+#[actix_web::test]
+async fn a_cyclic_tasks_day_is_the_day_it_refreshes() {
+    use chrono::Datelike;
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        for (id, unit, day) in [("wed", "week", 3), ("fifteenth", "month", 15)] {
+            center_task(
+                &app,
+                json!({"taskId": id, "type": "cyclicTask", "cycle": {"type": unit, "day": day},
+                       "title": id, "faceValue": 1, "total": 1}),
+            )
+            .await;
+        }
+        let (_, auth) = app.login("cycles").await;
+        let list = call(&app, "/center/api/getTasksList", &auth, json!({})).await;
+        let tasks = list["result"]["cyclicTask"]
+            .as_array()
+            .expect("cyclic")
+            .clone();
+        let clock = BizClock::new(chrono_tz::Asia::Shanghai);
+        let today = clock.date(points_engine::clock::now_ms());
+        let parse = |v: &Value| {
+            chrono::NaiveDate::parse_from_str(v.as_str().unwrap_or_default(), "%Y-%m-%d")
+                .expect("a date")
+        };
+        for t in &tasks {
+            let (start, end) = (parse(&t["cycleStart"]), parse(&t["cycleEnd"]));
+            assert!(start <= today && today <= end, "{backend:?}: {t}");
+            match t["taskId"].as_str() {
+                Some("wed") => {
+                    assert_eq!(start.weekday(), chrono::Weekday::Wed, "{t}");
+                    assert_eq!((end - start).num_days(), 6, "{t}");
+                }
+                Some("fifteenth") => {
+                    assert_eq!(start.day(), 15, "{t}");
+                    assert_eq!(end.day(), 14, "{t}");
+                }
+                other => panic!("unexpected task {other:?}"),
+            }
+            assert_eq!(t["cycle"]["day"], if t["taskId"] == "wed" { 3 } else { 15 });
+        }
+        assert_eq!(tasks.len(), 2, "{list}");
+        app.handle.stop(true).await;
+    }
+}
+
+#[actix_web::test]
+async fn cycles_saved_as_lengths_are_brought_into_the_refresh_days_range() {
+    for backend in backends() {
+        let app = spawn_app(backend).await;
+        let db = Db::connect(&app.database_url, 2).await.expect("connect");
+        // Rows as a release that read `day` as a length could have stored them.
+        for (id, unit, days) in [
+            ("d", "day", 3),
+            ("w", "week", 20),
+            ("m", "month", 40),
+            ("w1", "week", 2),
+        ] {
+            sqlx::query(
+                "INSERT INTO center_tasks (app_id, task_id, kind, cycle_type, cycle_days, title, \
+                 face_value, total, created_at, updated_at) \
+                 VALUES ('default', $1, 'cyclic', $2, $3, 'x', 1, 1, 0, 0)",
+            )
+            .bind(id)
+            .bind(unit)
+            .bind(days)
+            .execute(&db.write)
+            .await
+            .expect("old row");
+        }
+        let migration = match backend {
+            common::Backend::Postgres => {
+                include_str!("../migrations/postgres/20261203000016_task_cycle_refresh_day.sql")
+            }
+            common::Backend::Sqlite => {
+                include_str!("../migrations/sqlite/20261203000016_task_cycle_refresh_day.sql")
+            }
+        };
+        sqlx::raw_sql(migration)
+            .execute(&db.write)
+            .await
+            .expect("migration");
+        let (_, auth) = app.login("migrated").await;
+        let list = call(&app, "/center/api/getTasksList", &auth, json!({})).await;
+        let mut days: Vec<(String, Value)> = list["result"]["cyclicTask"]
+            .as_array()
+            .expect("cyclic")
+            .iter()
+            .map(|t| {
+                (
+                    t["taskId"].as_str().unwrap_or_default().to_string(),
+                    t["cycle"]["day"].clone(),
+                )
+            })
+            .collect();
+        days.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            days,
+            vec![
+                ("d".into(), json!(1)),
+                ("m".into(), json!(31)),
+                ("w".into(), json!(7)),
+                ("w1".into(), json!(2)),
+            ],
+            "{backend:?}"
+        );
+        app.handle.stop(true).await;
+    }
 }

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 
 use super::store::{self, CenterTask};
 use super::{
-    config_status, ranged, required_text, text, CYCLE_UNITS_MAX, STATUS_DELETED, STATUS_ON,
-    TASKS_PER_APP_MAX, TASK_ID_CHARS_MAX, TASK_NAME_CHARS_MAX, TASK_SORT_ABS_MAX,
-    TASK_TEXT_CHARS_MAX, TASK_TOTAL_MAX, TASK_URL_CHARS_MAX,
+    config_status, ranged, required_text, text, STATUS_DELETED, STATUS_ON, TASKS_PER_APP_MAX,
+    TASK_ID_CHARS_MAX, TASK_NAME_CHARS_MAX, TASK_SORT_ABS_MAX, TASK_TEXT_CHARS_MAX, TASK_TOTAL_MAX,
+    TASK_URL_CHARS_MAX,
 };
 use crate::activities::blindbox::TASK_KIND;
 use crate::clock::{now_ms, BizClock};
@@ -63,63 +63,90 @@ impl CycleUnit {
     }
 }
 
-/// A cyclic task's period: `length` units of `unit`.
+/// A cyclic task's cycle: it refreshes at 00:00 business time every day (`Day`), on weekday
+/// `day` (`Week`: 1 Monday - 7 Sunday) or on day `day` of each month (`Month`: 1-31, clamped to
+/// the month's last day) — the seed's 循环日期.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cycle {
     pub unit: CycleUnit,
-    /// Units per cycle, 1-[`CYCLE_UNITS_MAX`].
-    pub length: i64,
+    /// The refresh day: ignored (1) for `Day`, 1-7 for `Week`, 1-31 for `Month`.
+    pub day: i64,
 }
 
-/// Where multi-unit cycles are counted from: Monday 2024-01-01, the first day of a week, of a
-/// month and of a year, so one-unit cycles are plain calendar days, ISO weeks (Monday first)
-/// and calendar months, and an N-unit cycle is the N-unit block since this day that holds the
-/// date (a 2-week cycle starts on Mondays 2024-01-01, 2024-01-15, ...; a 3-month cycle on
-/// January, April, July, October 1st).
-pub const CYCLE_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(2024, 1, 1) {
-    Some(d) => d,
-    None => NaiveDate::MIN,
-};
+/// The days of the month `year`-`month`.
+fn month_days(year: i32, month: u32) -> u32 {
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    };
+    next.and_then(|n| n.pred_opt()).map_or(28, |d| d.day())
+}
 
 impl Cycle {
-    /// The first business date of the cycle that holds `date`.
-    pub fn start_of(&self, date: NaiveDate) -> NaiveDate {
-        let n = self.length.max(1);
-        let days = (date - CYCLE_EPOCH).num_days();
-        let from_epoch = |days: i64| {
-            CYCLE_EPOCH
-                .checked_add_signed(chrono::Duration::days(days))
-                .unwrap_or(date)
+    /// Checks a saved cycle's refresh day for its unit.
+    pub fn new(unit: CycleUnit, day: i64) -> Result<Cycle, String> {
+        let (min, max) = match unit {
+            CycleUnit::Day => return Ok(Cycle { unit, day: 1 }),
+            CycleUnit::Week => (1, 7),
+            CycleUnit::Month => (1, 31),
         };
+        if !(min..=max).contains(&day) {
+            return Err(format!(
+                "cycle.day must be {min}-{max} for a {} cycle (the day it refreshes)",
+                unit.as_str()
+            ));
+        }
+        Ok(Cycle { unit, day })
+    }
+
+    /// The refresh day in the month `year`-`month`.
+    fn day_in(&self, year: i32, month: u32) -> Option<NaiveDate> {
+        let day = u32::try_from(self.day.clamp(1, 31)).unwrap_or(1);
+        NaiveDate::from_ymd_opt(year, month, day.min(month_days(year, month)))
+    }
+
+    /// The first business date of the cycle that holds `date`: the latest refresh day on or
+    /// before it.
+    pub fn start_of(&self, date: NaiveDate) -> NaiveDate {
         match self.unit {
-            CycleUnit::Day => from_epoch(days - days.rem_euclid(n)),
+            CycleUnit::Day => date,
             CycleUnit::Week => {
-                let weeks = days.div_euclid(7);
-                from_epoch((weeks - weeks.rem_euclid(n)) * 7)
+                let weekday = i64::from(date.weekday().number_from_monday());
+                let back = (weekday - self.day.clamp(1, 7)).rem_euclid(7);
+                date.checked_sub_signed(chrono::Duration::days(back))
+                    .unwrap_or(date)
             }
             CycleUnit::Month => {
-                let months =
-                    i64::from(date.year() - CYCLE_EPOCH.year()) * 12 + i64::from(date.month0());
-                let start = months - months.rem_euclid(n);
-                let year = i64::from(CYCLE_EPOCH.year()) + start.div_euclid(12);
-                let month = start.rem_euclid(12) + 1;
-                i32::try_from(year)
-                    .ok()
-                    .and_then(|y| NaiveDate::from_ymd_opt(y, month as u32, 1))
-                    .unwrap_or(date)
+                let this = self.day_in(date.year(), date.month());
+                match this {
+                    Some(d) if d <= date => d,
+                    _ => {
+                        let (y, m) = if date.month() == 1 {
+                            (date.year() - 1, 12)
+                        } else {
+                            (date.year(), date.month() - 1)
+                        };
+                        self.day_in(y, m).unwrap_or(date)
+                    }
+                }
             }
         }
     }
 
     /// The first business date of the cycle after the one that starts on `start`.
     pub fn next_start(&self, start: NaiveDate) -> NaiveDate {
-        let n = self.length.max(1);
         let next = match self.unit {
-            CycleUnit::Day => start.checked_add_signed(chrono::Duration::days(n)),
-            CycleUnit::Week => start.checked_add_signed(chrono::Duration::days(n * 7)),
-            CycleUnit::Month => u32::try_from(n)
-                .ok()
-                .and_then(|n| start.checked_add_months(chrono::Months::new(n))),
+            CycleUnit::Day => start.succ_opt(),
+            CycleUnit::Week => start.checked_add_signed(chrono::Duration::days(7)),
+            CycleUnit::Month => {
+                let (y, m) = if start.month() == 12 {
+                    (start.year() + 1, 1)
+                } else {
+                    (start.year(), start.month() + 1)
+                };
+                self.day_in(y, m)
+            }
         };
         next.unwrap_or(start)
     }
@@ -158,7 +185,9 @@ pub struct CenterCycle {
     /// `day`, `week` or `month`.
     #[serde(rename = "type", default, deserialize_with = "lenient::opt_string")]
     pub kind: Option<String>,
-    /// Units per cycle, 1-366 (default 1).
+    /// The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
+    /// the month 1-31 (clamped to the month's last day) for `month`; ignored for `day`.
+    /// Default 1.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub day: Option<i64>,
 }
@@ -166,7 +195,7 @@ pub struct CenterCycle {
 fn cycle_view(c: Option<Cycle>) -> Option<CenterCycle> {
     c.map(|c| CenterCycle {
         kind: Some(c.unit.as_str().into()),
-        day: Some(c.length),
+        day: Some(c.day),
     })
 }
 
@@ -390,8 +419,7 @@ fn parse_center_task(p: CenterTaskSaveReq, app_id: &str, now: i64) -> Result<Cen
             let unit = CycleUnit::parse(unit).ok_or_else(|| {
                 AppError::invalid("cycle.type must be \"day\", \"week\" or \"month\"")
             })?;
-            let length = ranged("cycle.day", c.day.unwrap_or(1), 1, CYCLE_UNITS_MAX)?;
-            Some(Cycle { unit, length })
+            Some(Cycle::new(unit, c.day.unwrap_or(1)).map_err(AppError::invalid)?)
         }
         Some(_) => {
             return Err(AppError::invalid(
@@ -458,7 +486,7 @@ pub(super) async fn save_center_task(
     }
     let (cycle_type, cycle_days) = task
         .cycle
-        .map(|c| (c.unit.as_str(), c.length))
+        .map(|c| (c.unit.as_str(), c.day))
         .unwrap_or(("", 0));
     store::upsert_center_task(db, &app_id, &task, task.kind(), cycle_type, cycle_days).await?;
     let saved = store::center_task(db, &app_id, &task.task_id)

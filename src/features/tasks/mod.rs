@@ -8,7 +8,8 @@
 //! other reward type is a zero-point finish carrying a fulfilment order, delivered outside.
 //!
 //! **001 tasks** (`/center/*`) are permanent (growth) or cyclic (`cycle.type` day/week/month,
-//! `cycle.day` units per cycle). The operator's server reports progress with
+//! `cycle.day` the day the cycle refreshes: weekday 1-7 or day of the month 1-31, clamped to the
+//! month's last day; ignored for daily tasks). The operator's server reports progress with
 //! `setUserTaskStatus`; the user claims the reward once per cycle with `receiveTaskAward`,
 //! a ledger change keyed `ctask:<app>:<task>:<cycle-start>:<user>`, so a claim sent twice (or
 //! twenty times at once) pays once. Cycles are computed from the business date (see
@@ -34,7 +35,7 @@ mod store;
 
 pub use center::{
     cycle_key, CenterClaimResult, CenterCycle, CenterTaskInfo, CenterTaskItem, CenterTaskList,
-    CenterTaskSaveReq, CenterTaskView, Cycle, CycleUnit, CYCLE_EPOCH,
+    CenterTaskSaveReq, CenterTaskView, Cycle, CycleUnit,
 };
 pub use gift::{
     gift_task_item, FinishGuard, FinishLocks, GiftTaskAdminView, GiftTaskItem, GiftTaskSaveReq,
@@ -61,8 +62,6 @@ pub const TASK_BUTTON_CHARS_MAX: usize = 32;
 pub const TASK_ID_CHARS_MAX: usize = 64;
 /// Largest 001 `total` (target count).
 pub const TASK_TOTAL_MAX: i64 = 1_000_000_000;
-/// Most units (days, weeks, months) in one 001 cycle.
-pub const CYCLE_UNITS_MAX: i64 = 366;
 /// Largest magnitude of a `sort` value.
 pub const TASK_SORT_ABS_MAX: i64 = 1_000_000;
 

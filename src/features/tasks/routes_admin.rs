@@ -85,7 +85,7 @@ pub(super) fn register(r: &mut Routes<'_>) {
             methods: POST,
             tag,
             summary: "Create or replace a 001 task",
-            description: "`X-Admin-Key`. `taskId` (1-64 of A-Z a-z 0-9 _ -; absent: a new id), `type` `permanent` or `cyclic`, `cycle` `{type: day|week|month, day: units per cycle 1-366 (default 1)}` required for cyclic, `title` 1-64 characters, `desc`, `btnTitle` (at most 200), `btnType` qrCode/route/customize (default customize), `path`, `imgUrl`, `icon` (at most 1000), `faceValue` points 1-1000000000, `total` target 1-1000000000 (default 1), `sort`, `status` \"10\"/\"20\"/\"30\". Saving an existing `taskId` replaces it; progress and claims stay with their cycles. Any violation answers 400 and changes nothing.",
+            description: "`X-Admin-Key`. `taskId` (1-64 of A-Z a-z 0-9 _ -; absent: a new id), `type` `permanent` or `cyclic` (also `permanentTask`, `cyclicTask`), `cycle` `{type: day|week|month, day}` required for cyclic, `day` the day the cycle refreshes (default 1): ignored for `day` (every day), weekday 1-7 (Monday-Sunday) for `week`, day 1-31 of the month (clamped to its last day) for `month`, `title` 1-64 characters, `desc`, `btnTitle` (at most 200), `btnType` qrCode/route/customize (default customize), `path`, `imgUrl`, `icon` (at most 1000), `faceValue` points 1-1000000000, `total` target 1-1000000000 (default 1), `sort`, `status` \"10\"/\"20\"/\"30\". Saving an existing `taskId` replaces it; progress and claims stay with their cycles. Any violation answers 400 and changes nothing.",
         },
         center_admin_save,
     );

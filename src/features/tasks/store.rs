@@ -245,7 +245,7 @@ fn center_task_from(r: &sqlx::any::AnyRow) -> Result<CenterTask, sqlx::Error> {
     let cycle = match (kind.as_str(), CycleUnit::parse(&cycle_type)) {
         ("cyclic", Some(unit)) => Some(Cycle {
             unit,
-            length: r.try_get("cycle_days")?,
+            day: r.try_get("cycle_days")?,
         }),
         _ => None,
     };
