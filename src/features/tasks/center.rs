@@ -267,21 +267,28 @@ pub struct CenterTaskGroup {
 const CYCLIC_TITLE: &str = "循环任务";
 const PERMANENT_TITLE: &str = "成长任务";
 
+/// `getTaskList`'s `result`: the groups, in the order the page shows them.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct CenterTaskGroups(pub Vec<CenterTaskGroup>);
+
 impl CenterTaskList {
     /// The lists as the client's `getTaskList` reads them: a group per kind that has tasks,
     /// cyclic first (an empty list shows the page's "暂无新任务").
-    pub fn into_groups(self) -> Vec<CenterTaskGroup> {
-        [
-            (CYCLIC_TITLE, self.cyclic_task),
-            (PERMANENT_TITLE, self.permanent_task),
-        ]
-        .into_iter()
-        .filter(|(_, item)| !item.is_empty())
-        .map(|(title, item)| CenterTaskGroup {
-            title: title.into(),
-            item,
-        })
-        .collect()
+    pub fn into_groups(self) -> CenterTaskGroups {
+        CenterTaskGroups(
+            [
+                (CYCLIC_TITLE, self.cyclic_task),
+                (PERMANENT_TITLE, self.permanent_task),
+            ]
+            .into_iter()
+            .filter(|(_, item)| !item.is_empty())
+            .map(|(title, item)| CenterTaskGroup {
+                title: title.into(),
+                item,
+            })
+            .collect(),
+        )
     }
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::center::{
-    self as logic, CenterClaimResult, CenterTaskGroup, CenterTaskList, CenterTaskSaveReq,
+    self as logic, CenterClaimResult, CenterTaskGroups, CenterTaskList, CenterTaskSaveReq,
     CenterTaskView,
 };
 use super::to_json;
@@ -150,7 +150,7 @@ pub(super) fn register(r: &mut Routes<'_>) {
         },
         center_list,
     );
-    r.add::<crate::http::Empty, Vec<CenterTaskGroup>, _, _>(
+    r.add::<crate::http::Empty, CenterTaskGroups, _, _>(
         RouteDoc {
             path: "/center/api/getTaskList",
             methods: GET_POST,
