@@ -131,23 +131,7 @@ impl Settings {
 
     /// Reads the settings from the process environment (and `POINTS_CONFIG`, if set).
     pub fn from_env() -> anyhow::Result<Self> {
-        let mut vars: HashMap<String, String> = HashMap::new();
-        if let Ok(path) = std::env::var("POINTS_CONFIG") {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading config file {path}"))?;
-            for line in text.lines() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                let Some((key, value)) = line.split_once('=') else {
-                    bail!("config file {path}: expected KEY=value, got {line:?}");
-                };
-                vars.insert(key.trim().into(), value.trim().trim_matches('"').into());
-            }
-        }
-        vars.extend(std::env::vars());
-        Self::from_vars(&vars)
+        Self::from_vars(&env_vars()?)
     }
 
     /// Builds settings from a map of variables, on top of the defaults.
@@ -246,6 +230,74 @@ impl Settings {
     }
 }
 
+/// Every variable the settings read; any other `POINTS_*` key is a misspelling or a leftover.
+pub const KNOWN_KEYS: &[&str] = &[
+    "POINTS_BIND",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "POINTS_ADMIN_KEY",
+    "POINTS_GATEWAY_SECRET",
+    "POINTS_DEV_LOGIN",
+    "POINTS_WECHAT_APPID",
+    "POINTS_WECHAT_SECRET",
+    "POINTS_WECHAT_API_BASE",
+    "POINTS_ALIPAY_GATEWAY",
+    "POINTS_TIMEZONE",
+    "POINTS_FULFILMENT_WEBHOOK",
+    "POINTS_FULFILMENT_SECRET",
+    "POINTS_LEDGER_BATCH_MAX",
+    "POINTS_LEDGER_LINGER_MS",
+    "POINTS_LEDGER_QUEUE_MAX",
+    "POINTS_LEDGER_PIPELINE",
+    "POINTS_WORKERS",
+    "POINTS_SESSION_TTL_HOURS",
+    "POINTS_DB_MAX_CONNECTIONS",
+    "POINTS_JOBS",
+    "POINTS_LOG_JSON",
+    "POINTS_CONFIG",
+    "POINTS_UPLOAD_DIR",
+    "POINTS_NODE_ADDR",
+    "POINTS_NODE_ID",
+    "POINTS_LEASE_TTL_MS",
+    "POINTS_RATE_LIMITS",
+    "POINTS_TRUSTED_PROXIES",
+];
+
+/// The variables the settings are built from: the `POINTS_CONFIG` file's `KEY=value` lines
+/// (an `export ` before the key is allowed, `#` starts a comment line), then the process
+/// environment over them.
+pub fn env_vars() -> anyhow::Result<HashMap<String, String>> {
+    let mut vars: HashMap<String, String> = HashMap::new();
+    if let Ok(path) = std::env::var("POINTS_CONFIG") {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading config file {path}"))?;
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+            let Some((key, value)) = line.split_once('=') else {
+                bail!("config file {path}: expected KEY=value, got {line:?}");
+            };
+            vars.insert(key.trim().into(), value.trim().trim_matches('"').into());
+        }
+    }
+    vars.extend(std::env::vars());
+    Ok(vars)
+}
+
+/// The `POINTS_*` keys among `vars` that no setting reads, sorted.
+pub fn unknown_keys(vars: &HashMap<String, String>) -> Vec<String> {
+    let mut unknown: Vec<String> = vars
+        .keys()
+        .filter(|k| k.starts_with("POINTS_") && !KNOWN_KEYS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// Shows a secret as set or unset, never its value.
 fn redact(v: &Option<String>) -> &'static str {
     if v.is_some() {
@@ -340,6 +392,26 @@ mod tests {
         let shown = format!("{:?}", Settings::from_vars(&vars).expect("settings"));
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn unknown_points_keys_are_named_and_every_read_key_is_known() {
+        let vars = HashMap::from([
+            ("POINTS_TIMEZON".to_string(), "Asia/Shanghai".to_string()),
+            ("POINTS_BIND".to_string(), "127.0.0.1:1".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ]);
+        assert_eq!(unknown_keys(&vars), vec!["POINTS_TIMEZON".to_string()]);
+        let source = include_str!("config.rs");
+        for quoted in source.split("get(\"").chain(source.split("num(\"")).skip(1) {
+            let key = quoted.split('"').next().unwrap_or_default();
+            if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !key.is_empty() {
+                assert!(
+                    KNOWN_KEYS.contains(&key),
+                    "{key} is read but not in KNOWN_KEYS"
+                );
+            }
+        }
     }
 
     #[test]

@@ -236,6 +236,34 @@ impl Db {
         Ok(())
     }
 
+    /// The migrations recorded as applied: `(version, description)`, oldest first.
+    pub async fn applied_migrations(&self) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&self.read)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Writes a consistent copy of a SQLite database to `path` (`VACUUM INTO`), while the
+    /// server may be serving it; refuses a `path` that exists. Postgres: use `pg_dump`.
+    pub async fn backup_to(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        if self.dialect == Dialect::Postgres {
+            bail!("backup copies SQLite databases; for Postgres use pg_dump (see README \"Backup and restore\")");
+        }
+        if path.exists() {
+            bail!("{} exists; name a new file", path.display());
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("{} is not valid UTF-8", path.display()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.write)
+            .await
+            .with_context(|| format!("writing the backup to {target}"))?;
+        Ok(())
+    }
+
     /// `FOR UPDATE` where the backend has row locks; SQLite's single writer needs none.
     pub fn for_update(&self) -> &'static str {
         match self.dialect {

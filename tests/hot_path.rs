@@ -113,7 +113,7 @@ async fn grant(app: &TestApp, uid: &str, amount: i64, key: &str) {
 #[actix_web::test]
 async fn changes_on_large_tables_read_nothing_by_sequential_scan() {
     if std::env::var("TEST_DATABASE_URL").is_err() {
-        eprintln!("TEST_DATABASE_URL not set: the Postgres hot-path test is skipped");
+        common::skipped("TEST_DATABASE_URL is not set: the Postgres hot-path test is skipped");
         return;
     }
     let app = spawn_app(Backend::Postgres).await;

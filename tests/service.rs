@@ -33,7 +33,7 @@ async fn readyz_pings_a_configured_redis() {
         .ok()
         .filter(|v| !v.is_empty())
     else {
-        eprintln!("TEST_REDIS_URL not set: Redis readiness test skipped");
+        common::skipped("TEST_REDIS_URL is not set: the Redis readiness test is skipped");
         return;
     };
     let app = spawn_app_with(Backend::Sqlite, move |s| s.redis_url = Some(redis_url)).await;

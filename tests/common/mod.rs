@@ -29,9 +29,35 @@ pub fn backends() -> Vec<Backend> {
     if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        eprintln!("TEST_DATABASE_URL not set: Postgres variant skipped");
+        skipped(
+            "TEST_DATABASE_URL is not set: the Postgres variants of this file's tests are skipped",
+        );
         vec![Backend::Sqlite]
     }
+}
+
+/// Says once per test binary, past the harness's output capture (which would hide it inside
+/// a passing test), that something was not tested.
+pub fn skipped(what: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if said.iter().any(|s| s == what) {
+        return;
+    }
+    said.push(what.to_string());
+    let binary = std::env::args().next().unwrap_or_default();
+    let name = std::path::Path::new(&binary)
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({name}): {what}");
 }
 
 /// A fresh, empty database of `backend`: its URL and the guard that keeps a SQLite file alive.
@@ -452,7 +478,9 @@ impl OwnRedis {
             .stderr(std::process::Stdio::null())
             .spawn();
         let Ok(child) = child else {
-            eprintln!("redis-server not found: its scenarios skipped");
+            skipped(
+                "redis-server is not installed: the scenarios that run their own Redis are skipped",
+            );
             return false;
         };
         self.child = Some(child);
