@@ -151,8 +151,18 @@ impl Settings {
         s.redis_url = get("REDIS_URL");
         s.admin_key = get("POINTS_ADMIN_KEY");
         s.gateway_secret = get("POINTS_GATEWAY_SECRET");
-        s.dev_login = get("POINTS_DEV_LOGIN")
-            .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "yes" | "on"));
+        let flag = |k: &str| -> anyhow::Result<Option<bool>> {
+            get(k)
+                .map(|v| {
+                    parse_flag(&v).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "{k}={v:?} is not on or off (1/0, true/false, yes/no, on/off)"
+                        )
+                    })
+                })
+                .transpose()
+        };
+        s.dev_login = flag("POINTS_DEV_LOGIN")?.unwrap_or(false);
         s.wechat_appid = get("POINTS_WECHAT_APPID");
         s.wechat_secret = get("POINTS_WECHAT_SECRET");
         if let Some(v) = get("POINTS_WECHAT_API_BASE") {
@@ -197,10 +207,8 @@ impl Settings {
         if let Some(v) = num("POINTS_DB_MAX_CONNECTIONS")? {
             s.db_max_connections = u32::try_from(v.max(1)).unwrap_or(u32::MAX);
         }
-        if let Some(v) = get("POINTS_JOBS") {
-            s.jobs = !matches!(v.as_str(), "0" | "false" | "no" | "off");
-        }
-        s.log_json = get("POINTS_LOG_JSON").is_some_and(|v| v == "1" || v == "true");
+        s.jobs = flag("POINTS_JOBS")?.unwrap_or(true);
+        s.log_json = flag("POINTS_LOG_JSON")?.unwrap_or(false);
         if let Some(v) = get("POINTS_UPLOAD_DIR") {
             s.upload_dir = v.into();
         }
@@ -263,28 +271,39 @@ pub const KNOWN_KEYS: &[&str] = &[
     "POINTS_TRUSTED_PROXIES",
 ];
 
-/// The variables the settings are built from: the `POINTS_CONFIG` file's `KEY=value` lines
-/// (an `export ` before the key is allowed, `#` starts a comment line), then the process
+/// The variables the settings are built from: the `POINTS_CONFIG` file's, then the process
 /// environment over them.
 pub fn env_vars() -> anyhow::Result<HashMap<String, String>> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    if let Ok(path) = std::env::var("POINTS_CONFIG") {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading config file {path}"))?;
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-            let Some((key, value)) = line.split_once('=') else {
-                bail!("config file {path}: expected KEY=value, got {line:?}");
-            };
-            vars.insert(key.trim().into(), value.trim().trim_matches('"').into());
-        }
-    }
+    let mut vars = match std::env::var("POINTS_CONFIG") {
+        Ok(path) => config_file(std::path::Path::new(&path))?,
+        Err(_) => HashMap::new(),
+    };
     vars.extend(std::env::vars());
     Ok(vars)
+}
+
+/// The variables of a config file in the dotenv format (`KEY=value`, `export KEY=value`,
+/// quotes, `#` comments), read with `dotenvy`.
+pub fn config_file(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
+    let shown = path.display();
+    let mut vars = HashMap::new();
+    for item in
+        dotenvy::from_path_iter(path).with_context(|| format!("reading config file {shown}"))?
+    {
+        let (key, value) = item.with_context(|| format!("config file {shown}"))?;
+        vars.insert(key, value);
+    }
+    Ok(vars)
+}
+
+/// An on/off setting, one rule for every flag: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`
+/// (any case); `None` for anything else.
+pub fn parse_flag(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
 }
 
 /// The `POINTS_*` keys among `vars` that no setting reads, sorted.
@@ -403,7 +422,8 @@ mod tests {
         ]);
         assert_eq!(unknown_keys(&vars), vec!["POINTS_TIMEZON".to_string()]);
         let source = include_str!("config.rs");
-        for quoted in source.split("get(\"").chain(source.split("num(\"")).skip(1) {
+        let calls = ["get(\"", "num(\"", "flag(\""];
+        for quoted in calls.iter().flat_map(|c| source.split(c).skip(1)) {
             let key = quoted.split('"').next().unwrap_or_default();
             if key.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !key.is_empty() {
                 assert!(
@@ -412,6 +432,50 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn every_flag_reads_the_same_words_and_refuses_others() {
+        for (raw, want) in [
+            ("1", true),
+            ("YES", true),
+            ("on", true),
+            ("off", false),
+            ("0", false),
+        ] {
+            let vars = HashMap::from([
+                ("POINTS_LOG_JSON".to_string(), raw.to_string()),
+                ("POINTS_DEV_LOGIN".to_string(), raw.to_string()),
+                ("POINTS_JOBS".to_string(), raw.to_string()),
+            ]);
+            let s = Settings::from_vars(&vars).expect(raw);
+            assert_eq!(
+                (s.log_json, s.dev_login, s.jobs),
+                (want, want, want),
+                "{raw}"
+            );
+        }
+        let vars = HashMap::from([("POINTS_LOG_JSON".to_string(), "sometimes".to_string())]);
+        let err = Settings::from_vars(&vars).expect_err("not a flag");
+        assert!(err.to_string().contains("POINTS_LOG_JSON"), "{err}");
+    }
+
+    #[test]
+    fn config_files_take_export_lines_quotes_and_comments() {
+        let dir = std::env::temp_dir().join(format!("points-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("points.env");
+        std::fs::write(
+            &path,
+            "# a comment\nexport POINTS_BIND=127.0.0.1:9000\nPOINTS_TIMEZONE=\"Asia/Tokyo\"\nPOINTS_TIMEZON=x\n",
+        )
+        .expect("write");
+        let vars = config_file(&path).expect("read");
+        let s = Settings::from_vars(&vars).expect("settings");
+        assert_eq!(s.bind, "127.0.0.1:9000");
+        assert_eq!(s.timezone, chrono_tz::Asia::Tokyo);
+        assert_eq!(unknown_keys(&vars), vec!["POINTS_TIMEZON".to_string()]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -194,8 +194,22 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// Middleware: counts and times every request under its route pattern (not its raw path, so
-/// the label set stays bounded).
+/// Header of a request's id: taken from the request when it carries a sensible one (a proxy's),
+/// made otherwise, and echoed on the answer.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Longest request id taken from a request.
+const REQUEST_ID_CHARS_MAX: usize = 64;
+
+/// The request's own id, if it is 1-64 visible ASCII characters.
+fn given_request_id(req: &ServiceRequest) -> Option<String> {
+    let v = req.headers().get(REQUEST_ID)?.to_str().ok()?.trim();
+    (!v.is_empty() && v.len() <= REQUEST_ID_CHARS_MAX && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_string())
+}
+
+/// Middleware: gives every request an id (echoed in `X-Request-Id`), writes one access line at
+/// `info` (method, route pattern, status, latency, id), and counts and times the request under
+/// its route pattern (not its raw path, so the label set stays bounded).
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -206,17 +220,27 @@ pub async fn track(
         .cloned();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = method_label(req.method());
-    let res = next.call(req).await?;
+    let id = given_request_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut res = next.call(req).await?;
     let elapsed = started.elapsed();
-    tracing::debug!(
-        method = %method,
+    let status = res.status().as_u16();
+    tracing::info!(
+        target: "access",
+        method,
         route = %route,
-        status = res.status().as_u16(),
-        micros = elapsed.as_micros() as u64,
+        status,
+        ms = %format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+        request_id = %id,
         "request"
     );
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(REQUEST_ID),
+            value,
+        );
+    }
     if let Some(m) = metrics {
-        let status = res.status().as_u16().to_string();
+        let status = status.to_string();
         m.requests
             .with_label_values(&[route.as_str(), method, status.as_str()])
             .inc();

@@ -415,3 +415,37 @@ async fn graceful_shutdown_keeps_every_acknowledged_grant() {
         );
     }
 }
+
+#[actix_web::test]
+async fn every_answer_carries_a_request_id_and_a_callers_own_is_kept() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let id_of = |res: &reqwest::Response| {
+        res.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let given = app
+        .client
+        .get(app.url("/healthz"))
+        .header("X-Request-Id", "edge-7f3a-0001")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(id_of(&given).as_deref(), Some("edge-7f3a-0001"));
+    // Without one, or with one that is not a sensible id, the server makes its own.
+    let mut made = HashSet::new();
+    for header in [None, Some("x".repeat(65)), Some("two words".to_string())] {
+        let mut req = app.client.get(app.url("/no/such/route"));
+        if let Some(h) = &header {
+            req = req.header("X-Request-Id", h.as_str());
+        }
+        let res = req.send().await.expect("request");
+        let id = id_of(&res).expect("an id on every answer, errors too");
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        made.insert(id);
+    }
+    assert_eq!(made.len(), 3, "each request its own id");
+    app.handle.stop(true).await;
+}
