@@ -1376,18 +1376,7 @@ async fn a_callers_transaction_and_operation_ids_are_their_own() {
         .execute(&db.write)
         .await
         .expect("old key");
-        let migration = match backend {
-            common::Backend::Postgres => {
-                include_str!("../migrations/postgres/20261203000013_scope_caller_keys.sql")
-            }
-            common::Backend::Sqlite => {
-                include_str!("../migrations/sqlite/20261203000013_scope_caller_keys.sql")
-            }
-        };
-        sqlx::raw_sql(migration)
-            .execute(&db.write)
-            .await
-            .expect("migration");
+        common::rerun_migration(&db, backend, "20261203000013_scope_caller_keys.sql").await;
         let (status, answer) = app
             .post(
                 POINTS,

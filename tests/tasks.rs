@@ -1008,18 +1008,7 @@ async fn cycles_saved_as_lengths_are_brought_into_the_refresh_days_range() {
             .await
             .expect("old row");
         }
-        let migration = match backend {
-            common::Backend::Postgres => {
-                include_str!("../migrations/postgres/20261203000016_task_cycle_refresh_day.sql")
-            }
-            common::Backend::Sqlite => {
-                include_str!("../migrations/sqlite/20261203000016_task_cycle_refresh_day.sql")
-            }
-        };
-        sqlx::raw_sql(migration)
-            .execute(&db.write)
-            .await
-            .expect("migration");
+        common::rerun_migration(&db, backend, "20261203000016_task_cycle_refresh_day.sql").await;
         let (_, auth) = app.login("migrated").await;
         let list = call(&app, "/center/api/getTasksList", &auth, json!({})).await;
         let mut days: Vec<(String, Value)> = list["result"]["cyclicTask"]

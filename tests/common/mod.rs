@@ -87,6 +87,21 @@ pub async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempD
     }
 }
 
+/// Runs one migration's statements again on `db` (of `backend`), as a database saved before it
+/// would meet them: `name` is the file name in `migrations/<backend>/`.
+pub async fn rerun_migration(db: &Db, backend: Backend, name: &str) {
+    let dir = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let path = format!("{}/migrations/{dir}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    sqlx::raw_sql(&sql)
+        .execute(&db.write)
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+}
+
 /// Settings for a test server on `database_url`.
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
