@@ -24,6 +24,10 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Websockets refused at upgrade or closed for flooding, by reason.
     pub ws_refused: IntCounterVec,
+    /// Websockets open on this node.
+    pub ws_connections: IntGauge,
+    /// Fulfilment orders not delivered yet (the outbox's backlog).
+    pub fulfilment_pending: IntGauge,
 }
 
 /// What several nodes count: leases, takeovers, fenced commits, relayed requests.
@@ -151,9 +155,23 @@ impl Metrics {
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(ws_refused.clone()))?;
+        let ws_connections = IntGauge::new("ws_connections", "Websockets open on this node")?;
+        let fulfilment_pending = IntGauge::new(
+            "fulfilment_pending_orders",
+            "Fulfilment orders not delivered yet",
+        )?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(fulfilment_pending.clone()))?;
+        // CPU, memory, open files and threads of this process (Linux).
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             rate_limited,
             ws_refused,
+            ws_connections,
+            fulfilment_pending,
             cluster,
             registry,
             requests,

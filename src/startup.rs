@@ -258,7 +258,9 @@ impl Application {
             cluster: Arc::clone(&cluster),
             bus,
             limiter,
-            sockets: Arc::default(),
+            sockets: Arc::new(crate::runtime::sockets::Connections::with_gauge(
+                metrics.ws_connections.clone(),
+            )),
         });
         let sweeping = state.clone();
         actix_web::rt::spawn(async move {

@@ -449,3 +449,75 @@ async fn every_answer_carries_a_request_id_and_a_callers_own_is_kept() {
     assert_eq!(made.len(), 3, "each request its own id");
     app.handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn metrics_show_the_process_open_websockets_and_the_outbox_backlog() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let gauge = |text: &str, name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
+    let text = scrape().await;
+    assert!(
+        gauge(&text, "points_process_resident_memory_bytes").is_some_and(|b| b > 0.0),
+        "{text}"
+    );
+    assert!(
+        gauge(&text, "points_fulfilment_pending_orders").is_some(),
+        "{text}"
+    );
+    assert_eq!(gauge(&text, "points_ws_connections"), Some(0.0));
+
+    // An order the outbox has not delivered (no webhook here): the backlog counts it.
+    let (_, saved) = app
+        .post(
+            "/center/admin/savePrize",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"title": "券", "faceValue": 0, "total": 5, "type": "virtualGoods", "prizeId": "coupon"}),
+        )
+        .await;
+    assert_eq!(saved["code"], 0, "{saved}");
+    let (user, _) = app.login("backlog").await;
+    let (_, sent) = app
+        .post(
+            "/center/custom/send_prize",
+            &[("X-Admin-Key", ADMIN_KEY)],
+            &json!({"prizeId": "coupon", "openId": user, "faceValue": 0}),
+        )
+        .await;
+    assert_eq!(sent["code"], 0, "{sent}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gauge(&scrape().await, "points_fulfilment_pending_orders") != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the pending order is not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let (_, mut ws) = common::ws::connect(&app, "gauge").await;
+    assert_eq!(gauge(&scrape().await, "points_ws_connections"), Some(1.0));
+    ws.close(None).await.expect("close");
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gauge(&scrape().await, "points_ws_connections") != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "the closed socket is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.handle.stop(true).await;
+}

@@ -206,6 +206,18 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, sqlx::Error> {
 /// Runs the outbox worker until the process stops: on every commit that stored an order, and
 /// every [`FULFILMENT_POLL_INTERVAL`] for retries.
 pub fn spawn(state: actix_web::web::Data<AppState>, wake: Arc<Notify>) {
+    // The backlog gauge, delivered or not (without a webhook, orders only pile up).
+    let counting = state.clone();
+    actix_web::rt::spawn(async move {
+        let mut every = tokio::time::interval(FULFILMENT_BACKLOG_INTERVAL);
+        loop {
+            every.tick().await;
+            match store::pending_count(&counting.stores.db).await {
+                Ok(n) => counting.metrics.fulfilment_pending.set(n),
+                Err(e) => tracing::debug!(error = %e, "counting pending fulfilment orders failed"),
+            }
+        }
+    });
     if state.settings.fulfilment_webhook.is_none() {
         tracing::info!(
             "POINTS_FULFILMENT_WEBHOOK is not set: fulfilment orders are recorded, not delivered"
@@ -227,6 +239,9 @@ pub fn spawn(state: actix_web::web::Data<AppState>, wake: Arc<Notify>) {
         }
     });
 }
+
+/// How often `points_fulfilment_pending_orders` is counted.
+pub const FULFILMENT_BACKLOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     routes_admin::routes(cfg, doc);

@@ -18,6 +18,13 @@ pub(super) struct ClaimedRow {
     pub created_at: i64,
 }
 
+/// Orders of every app not delivered yet.
+pub(super) async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM fulfilment_orders WHERE status = 'pending'")
+        .fetch_one(&db.read)
+        .await
+}
+
 /// Claims up to `limit` due orders (`next_attempt_at <= now`): moves their next attempt to
 /// `lease_until` and returns them.
 pub(super) async fn claim_due(

@@ -31,6 +31,8 @@ struct Counts {
 pub struct Connections {
     counts: Mutex<Counts>,
     touched: Mutex<HashMap<String, Instant>>,
+    /// Mirrors how many are open, for `/metrics`.
+    gauge: Option<prometheus::IntGauge>,
 }
 
 /// One counted websocket; dropping it gives its places back.
@@ -41,6 +43,14 @@ pub struct Held {
 }
 
 impl Connections {
+    /// Connections that report how many are open on `gauge`.
+    pub fn with_gauge(gauge: prometheus::IntGauge) -> Self {
+        Connections {
+            gauge: Some(gauge),
+            ..Connections::default()
+        }
+    }
+
     /// Counts a new websocket of `user` from `ip`, unless either already holds its bound.
     pub fn open(
         self: &Arc<Self>,
@@ -59,6 +69,9 @@ impl Connections {
             *counts.by_ip.entry(ip.clone()).or_default() += 1;
         }
         *counts.by_user.entry(user.clone()).or_default() += 1;
+        if let Some(g) = &self.gauge {
+            g.inc();
+        }
         Ok(Held {
             connections: Arc::clone(self),
             user,
@@ -100,6 +113,9 @@ impl Drop for Held {
         release(&mut counts.by_user, &self.user);
         if let Some(ip) = &self.ip {
             release(&mut counts.by_ip, ip);
+        }
+        if let Some(g) = &self.connections.gauge {
+            g.dec();
         }
     }
 }
