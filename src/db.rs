@@ -84,7 +84,7 @@ pub fn with_application_name(url: &str, name: &str) -> String {
 }
 
 impl Db {
-    /// Connects to `url`, creating a SQLite file and its folder when needed.
+    /// Connects to `url`, creating a SQLite file, and its folder when the folder above exists.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         if let Some(rest) = url.strip_prefix("sqlite:") {
@@ -97,9 +97,21 @@ impl Db {
             }
             if let Some(dir) = Path::new(path)
                 .parent()
-                .filter(|d| !d.as_os_str().is_empty())
+                .filter(|d| !d.as_os_str().is_empty() && !d.exists())
             {
-                std::fs::create_dir_all(dir)
+                // The file's own folder is made (`data/` on a first start); a path under
+                // folders that do not exist is a mistake, not a tree to create.
+                let parent_exists = dir
+                    .parent()
+                    .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+                if !parent_exists {
+                    bail!(
+                        "DATABASE_URL {url:?}: folder {} does not exist, nor the folder it would be \
+                         made in; create it or correct the path",
+                        dir.display()
+                    );
+                }
+                std::fs::create_dir(dir)
                     .with_context(|| format!("creating database folder {}", dir.display()))?;
             }
             let full = format!("sqlite://{path}?mode=rwc");
@@ -401,7 +413,12 @@ mod tests {
     #[actix_web::test]
     async fn a_sqlite_file_and_its_folder_are_created_in_wal_mode() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("nested/deeper/points.db");
+        // Folders that do not exist above the file's own are not made.
+        let deeper = dir.path().join("nested/deeper/points.db");
+        let refused = Db::connect(&format!("sqlite://{}", deeper.display()), 2).await;
+        assert!(refused.is_err());
+        assert!(!dir.path().join("nested").exists());
+        let path = dir.path().join("nested/points.db");
         let db = Db::connect(&format!("sqlite://{}", path.display()), 2)
             .await
             .expect("connect");

@@ -76,6 +76,23 @@ fn config_check_shows_the_settings_redacted_and_names_unknown_keys() {
 }
 
 #[test]
+fn a_sqlite_path_under_missing_folders_is_refused_and_nothing_is_made() {
+    let dir = tempfile::tempdir().expect("dir");
+    let deep = dir.path().join("no/such/points.db");
+    let url = format!("sqlite://{}", deep.display());
+    let out = engine(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    assert!(!dir.path().join("no").exists(), "a folder was made");
+    // The file's own folder is made when the one above it exists (`data/` on a first start).
+    let shallow = dir.path().join("data/points.db");
+    let url = format!("sqlite://{}", shallow.display());
+    let out = engine(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(shallow.exists());
+}
+
+#[test]
 fn migrate_lists_what_it_applied_then_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}/points.db", dir.path().display());
