@@ -41,6 +41,10 @@ pub struct Settings {
     pub fulfilment_webhook: Option<String>,
     /// Key of the HMAC-SHA256 signature on fulfilment deliveries (`POINTS_FULFILMENT_SECRET`).
     pub fulfilment_secret: Option<String>,
+    /// Failed deliveries after which an order is dead-lettered (`POINTS_FULFILMENT_MAX_ATTEMPTS`).
+    pub fulfilment_max_attempts: i64,
+    /// Origins of H5 pages allowed to call from a browser (`POINTS_CORS_ORIGINS`, comma-separated).
+    pub cors_origins: Vec<String>,
     /// Ledger batching (`POINTS_LEDGER_BATCH_MAX`, `POINTS_LEDGER_LINGER_MS`,
     /// `POINTS_LEDGER_QUEUE_MAX`).
     pub ledger: LedgerLimits,
@@ -83,6 +87,9 @@ pub const LEASE_TTL_DEFAULT: Duration = Duration::from_millis(3_000);
 pub const LEASE_TTL_MIN: Duration = Duration::from_millis(300);
 
 /// Default session lifetime: 30 days, like a mini-program's login state.
+/// Failed deliveries of a fulfilment order before it is dead-lettered: with the backoff's
+/// doubling from 0.5 s to an hour, jittered, 6 to 11 hours of retries.
+pub const FULFILMENT_MAX_ATTEMPTS_DEFAULT: i64 = 24;
 const SESSION_TTL_DEFAULT: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for Settings {
@@ -101,6 +108,8 @@ impl Default for Settings {
             timezone: chrono_tz::Asia::Shanghai,
             fulfilment_webhook: None,
             fulfilment_secret: None,
+            fulfilment_max_attempts: FULFILMENT_MAX_ATTEMPTS_DEFAULT,
+            cors_origins: Vec::new(),
             ledger: LedgerLimits::default(),
             ledger_pipeline: None,
             workers: std::thread::available_parallelism()
@@ -178,6 +187,9 @@ impl Settings {
         }
         s.fulfilment_webhook = get("POINTS_FULFILMENT_WEBHOOK");
         s.fulfilment_secret = get("POINTS_FULFILMENT_SECRET");
+        if let Some(v) = get("POINTS_CORS_ORIGINS") {
+            s.cors_origins = cors_origins(&v)?;
+        }
         let num = |k: &str| -> anyhow::Result<Option<u64>> {
             get(k)
                 .map(|v| {
@@ -186,6 +198,12 @@ impl Settings {
                 })
                 .transpose()
         };
+        if let Some(v) = num("POINTS_FULFILMENT_MAX_ATTEMPTS")? {
+            if v < 1 {
+                anyhow::bail!("POINTS_FULFILMENT_MAX_ATTEMPTS must be at least 1");
+            }
+            s.fulfilment_max_attempts = i64::try_from(v).unwrap_or(i64::MAX);
+        }
         if let Some(v) = num("POINTS_LEDGER_BATCH_MAX")? {
             s.ledger.batch_max = usize::try_from(v.max(1)).unwrap_or(usize::MAX);
         }
@@ -253,6 +271,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "POINTS_TIMEZONE",
     "POINTS_FULFILMENT_WEBHOOK",
     "POINTS_FULFILMENT_SECRET",
+    "POINTS_FULFILMENT_MAX_ATTEMPTS",
+    "POINTS_CORS_ORIGINS",
     "POINTS_LEDGER_BATCH_MAX",
     "POINTS_LEDGER_LINGER_MS",
     "POINTS_LEDGER_QUEUE_MAX",
@@ -294,6 +314,29 @@ pub fn config_file(path: &std::path::Path) -> anyhow::Result<HashMap<String, Str
         vars.insert(key, value);
     }
     Ok(vars)
+}
+
+/// `POINTS_CORS_ORIGINS`: comma-separated origins (`https://h5.example.com`), each a scheme,
+/// host and optional port with no path; `*` is refused, since the API carries credentials.
+fn cors_origins(v: &str) -> anyhow::Result<Vec<String>> {
+    let mut origins = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = url::Url::parse(item).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !item.ends_with('/')
+                && u.query().is_none()
+                && u.username().is_empty()
+        });
+        match parsed {
+            Some(u) => origins.push(u.origin().ascii_serialization()),
+            None => anyhow::bail!(
+                "POINTS_CORS_ORIGINS entry {item:?} is not an origin like https://h5.example.com (scheme and host, optional port, no path)"
+            ),
+        }
+    }
+    Ok(origins)
 }
 
 /// An on/off setting, one rule for every flag: `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`
@@ -377,6 +420,8 @@ impl fmt::Debug for Settings {
             .field("timezone", &self.timezone.name())
             .field("fulfilment_webhook", &self.fulfilment_webhook)
             .field("fulfilment_secret", &redact(&self.fulfilment_secret))
+            .field("fulfilment_max_attempts", &self.fulfilment_max_attempts)
+            .field("cors_origins", &self.cors_origins)
             .field("ledger", &self.ledger)
             .field("ledger_pipeline", &self.ledger_pipeline)
             .field("workers", &self.workers)
@@ -432,6 +477,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_and_nothing_else() {
+        let read = |v: &str| {
+            Settings::from_vars(&HashMap::from([(
+                "POINTS_CORS_ORIGINS".to_string(),
+                v.to_string(),
+            )]))
+            .map(|s| s.cors_origins)
+        };
+        assert_eq!(
+            read(" https://h5.example.com , http://localhost:5173,").expect("origins"),
+            vec!["https://h5.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "h5.example.com",
+            "https://h5.example.com/page",
+            "ftp://x.cn",
+        ] {
+            let e = read(bad).expect_err(bad).to_string();
+            assert!(e.contains("POINTS_CORS_ORIGINS"), "{e}");
+        }
+        let s = Settings::from_vars(&HashMap::from([(
+            "POINTS_FULFILMENT_MAX_ATTEMPTS".to_string(),
+            "0".to_string(),
+        )]));
+        assert!(s.is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub ws_connections: IntGauge,
     /// Fulfilment orders not delivered yet (the outbox's backlog).
     pub fulfilment_pending: IntGauge,
+    pub fulfilment_dead: IntGauge,
 }
 
 /// What several nodes count: leases, takeovers, fenced commits, relayed requests.
@@ -161,7 +162,12 @@ impl Metrics {
             "Fulfilment orders not delivered yet",
         )?;
         registry.register(Box::new(ws_connections.clone()))?;
+        let fulfilment_dead = IntGauge::new(
+            "fulfilment_dead_orders",
+            "Fulfilment orders dead-lettered after their last attempt failed",
+        )?;
         registry.register(Box::new(fulfilment_pending.clone()))?;
+        registry.register(Box::new(fulfilment_dead.clone()))?;
         // CPU, memory, open files and threads of this process (Linux).
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -172,6 +178,7 @@ impl Metrics {
             ws_refused,
             ws_connections,
             fulfilment_pending,
+            fulfilment_dead,
             cluster,
             registry,
             requests,

@@ -76,6 +76,23 @@ fn route_doc() -> ApiDoc {
 }
 
 /// The OpenAPI document of every route [`register_routes`] registers.
+/// CORS for the H5 pages at `origins` (`POINTS_CORS_ORIGINS`): their browsers may call every
+/// route with any request header and read `X-Request-Id` and `Retry-After`; no cookies are
+/// involved (sessions travel in headers). A request from another origin is served without CORS
+/// headers, so its browser withholds the answer; clients that are not browsers are unaffected.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers(["x-request-id", "retry-after"])
+        .block_on_origin_mismatch(false)
+        .max_age(3600);
+    for origin in origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let doc = route_doc();
     let mut paths = PathsBuilder::new().build();
@@ -300,6 +317,7 @@ impl Application {
         let doc = web::Data::new(service::OpenApiJson(doc));
         let metrics_data = web::Data::new(metrics);
         let methods = web::Data::new(crate::http::MethodTable(route_doc().methods));
+        let cors_origins = settings.cors_origins.clone();
 
         let server = HttpServer::new(move || {
             App::new()
@@ -308,6 +326,10 @@ impl Application {
                 .app_data(metrics_data.clone())
                 .wrap(from_fn(crate::limits::middleware::rate_limit))
                 .wrap(from_fn(crate::cluster::forward::relay))
+                .wrap(actix_web::middleware::Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(from_fn(crate::metrics::track))
                 .configure(|cfg| register_routes(cfg, &mut ApiDoc::default()))
                 .service(

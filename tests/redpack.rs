@@ -498,7 +498,8 @@ struct Receiver {
     bad_signatures: Arc<Mutex<u32>>,
 }
 
-const WEBHOOK_SECRET: &str = "webhook-secret";
+/// A Standard Webhooks secret: `whsec_` and the base64 of the key.
+const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 async fn receive(req: HttpRequest, body: web::Bytes, rx: web::Data<Receiver>) -> HttpResponse {
     if *rx.down.lock().expect("lock") {
@@ -511,15 +512,21 @@ async fn receive(req: HttpRequest, body: web::Bytes, rx: web::Data<Receiver>) ->
             .unwrap_or_default()
             .to_string()
     };
-    let timestamp: i64 = header("X-Points-Timestamp").parse().unwrap_or_default();
+    let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or_default();
     let body = String::from_utf8_lossy(&body).to_string();
-    if header("X-Points-Signature")
-        != points_engine::fulfilment::signature(WEBHOOK_SECRET, timestamp, &body)
+    let key = points_engine::fulfilment::signing_key(WEBHOOK_SECRET).expect("key");
+    let webhook_id = header("webhook-id");
+    let signed = points_engine::fulfilment::signature(&key, &webhook_id, timestamp, &body);
+    if !header("webhook-signature")
+        .split(' ')
+        .any(|s| s == signed.as_str())
+        || (timestamp - chrono::Utc::now().timestamp()).abs() > 300
     {
         *rx.bad_signatures.lock().expect("lock") += 1;
         return HttpResponse::Unauthorized().finish();
     }
     let id: i64 = header("X-Points-Order-Id").parse().unwrap_or_default();
+    assert_eq!(webhook_id, format!("order_{id}"));
     let parsed: Value = serde_json::from_str(&body).unwrap_or_default();
     assert_eq!(parsed["order_id"], id);
     *rx.acked.lock().expect("lock").entry(id).or_default() += 1;
@@ -614,11 +621,19 @@ async fn external_rewards_become_orders_delivered_once_after_the_webhook_recover
             )
             .await;
         assert_eq!(listed["count"], 15, "{listed}");
-        // Back up, and an operator asks for an immediate retry of every order.
+        // Back up, and an operator asks for an immediate retry of every order (one the
+        // backoff's own retry delivered first answers 409).
         *rx.down.lock().expect("lock") = false;
         for order in listed["data"].as_array().expect("orders") {
-            t.admin("/admin/fulfilment/orders/retry", json!({"id": order["id"]}))
-                .await;
+            let res = t
+                .post(
+                    "/admin/fulfilment/orders/retry",
+                    Some(ADMIN_KEY),
+                    &json!({"id": order["id"]}),
+                )
+                .await
+                .expect("retry");
+            assert!(res["status"] == true || res["code"] == 409, "{res}");
         }
         wait_until_delivered(&url, 15).await;
         let acked = rx.acked.lock().expect("lock").clone();
@@ -639,6 +654,97 @@ async fn external_rewards_become_orders_delivered_once_after_the_webhook_recover
             .await
             .expect("retry");
         assert_eq!(res["code"], 409, "{res}");
+    }
+}
+
+#[actix_web::test]
+async fn an_order_failing_its_last_attempt_is_dead_lettered_listed_counted_and_revived_by_a_retry()
+{
+    for backend in backends() {
+        let rx = Receiver::default();
+        *rx.down.lock().expect("lock") = true;
+        let hook = start_receiver(rx.clone());
+        let app = spawn_app_with(backend, |s| {
+            s.fulfilment_webhook = Some(hook.clone());
+            s.fulfilment_secret = Some(WEBHOOK_SECRET.into());
+            s.fulfilment_max_attempts = 3;
+        })
+        .await;
+        let t = target_of(&app);
+        let url = app.database_url.clone();
+        let (batch, card) = t.card("集分宝", 2, 8, 1, ("00:00:00", "24:00:00")).await;
+        let users = t.users("dead", 2, 5).await;
+        for u in &users {
+            let won = t.rob(u, batch, card).await.expect("answer");
+            assert_eq!(won["status"], true, "{won}");
+        }
+        // Three failed attempts (backoff about 0.5 s, then 1 s), then no more.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count(
+            &url,
+            "SELECT COUNT(*) FROM fulfilment_orders WHERE status = 'dead'",
+        )
+        .await
+            < 2
+        {
+            assert!(Instant::now() < deadline, "{backend:?}: not dead-lettered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            count(
+                &url,
+                "SELECT COUNT(*) FROM fulfilment_orders WHERE attempts = 3 AND last_error LIKE '%503%'"
+            )
+            .await,
+            2
+        );
+        // No further attempt once dead, even with the receiver back.
+        *rx.down.lock().expect("lock") = false;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(rx.acked.lock().expect("lock").is_empty());
+        let (_, listed) = app
+            .get(
+                "/admin/fulfilment/orders?app_id=default&status=dead",
+                &[("X-Admin-Key", ADMIN_KEY)],
+            )
+            .await;
+        assert_eq!(listed["count"], 2, "{listed}");
+        assert_eq!(listed["data"][0]["status"], "dead", "{listed}");
+        // Counted by the metrics (every 5 s).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let text = app
+                .client
+                .get(app.url("/metrics"))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            if text.lines().any(|l| l == "points_fulfilment_dead_orders 2") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "dead orders not counted: {text}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // An operator's retry revives each: delivered once, signed.
+        for order in listed["data"].as_array().expect("orders") {
+            t.admin("/admin/fulfilment/orders/retry", json!({"id": order["id"]}))
+                .await;
+        }
+        wait_until_delivered(&url, 2).await;
+        let acked = rx.acked.lock().expect("lock").clone();
+        assert_eq!(acked.len(), 2, "{backend:?}");
+        assert!(acked.values().all(|&n| n == 1), "{acked:?}");
+        assert_eq!(*rx.bad_signatures.lock().expect("lock"), 0);
+        let (_, bad) = app
+            .get(
+                "/admin/fulfilment/orders?app_id=default&status=lost",
+                &[("X-Admin-Key", ADMIN_KEY)],
+            )
+            .await;
+        assert_eq!(bad["code"], 400, "{bad}");
     }
 }
 

@@ -521,3 +521,88 @@ async fn metrics_show_the_process_open_websockets_and_the_outbox_backlog() {
     }
     app.handle.stop(true).await;
 }
+
+#[actix_web::test]
+async fn cors_is_answered_for_a_configured_origin_only() {
+    const H5: &str = "https://h5.example.com";
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.cors_origins = vec![H5.into(), "http://localhost:5173".into()];
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/api/user/info"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allow = |res: &reqwest::Response, name: &str| {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    let res = preflight(H5).await.expect("preflight");
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        allow(&res, "access-control-allow-origin").as_deref(),
+        Some(H5)
+    );
+    let headers = allow(&res, "access-control-allow-headers").unwrap_or_default();
+    assert!(
+        headers.contains("authorization") && headers.contains("idempotency-key"),
+        "{headers}"
+    );
+    assert!(allow(&res, "access-control-allow-methods")
+        .unwrap_or_default()
+        .contains("post"));
+    // Another origin: no CORS headers, so its browser withholds the answer.
+    let res = preflight("https://evil.example.com")
+        .await
+        .expect("preflight");
+    assert_eq!(allow(&res, "access-control-allow-origin"), None);
+    // An actual request from the page: allowed, with the request id readable.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", H5)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        allow(&res, "access-control-allow-origin").as_deref(),
+        Some(H5)
+    );
+    assert!(allow(&res, "access-control-expose-headers")
+        .unwrap_or_default()
+        .contains("x-request-id"));
+    // A request from another origin is still served (clients that are not browsers), bare.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", "https://evil.example.com")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow(&res, "access-control-allow-origin"), None);
+    app.handle.stop(true).await;
+
+    // Not configured: no origin gets CORS.
+    let app = spawn_app(Backend::Sqlite).await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("Origin", H5)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow(&res, "access-control-allow-origin"), None);
+    app.handle.stop(true).await;
+}

@@ -5,14 +5,20 @@
 //! pending orders to `POINTS_FULFILMENT_WEBHOOK`: it claims due orders with a lease (an
 //! `UPDATE ... RETURNING` that moves their next attempt past the lease, so another process or a
 //! restarted one does not send them meanwhile), POSTs each as JSON, marks it delivered on a 2xx
-//! answer and otherwise schedules a retry with exponential backoff, forever, until acknowledged.
+//! answer and otherwise schedules a retry with jittered exponential backoff. After
+//! `POINTS_FULFILMENT_MAX_ATTEMPTS` failed attempts the order is dead-lettered (`dead`): it is
+//! no longer sent, `/admin/fulfilment/orders?status=dead` lists it,
+//! `points_fulfilment_dead_orders` counts it, and an operator's retry makes it pending again.
 //!
-//! Delivery contract for receivers: each request carries `X-Points-Order-Id` (stable across
-//! retries), `X-Points-Timestamp` (epoch seconds) and, when `POINTS_FULFILMENT_SECRET` is set,
-//! `X-Points-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. A process killed after
-//! the receiver answered but before the order was marked delivered sends it again after the
-//! lease, so a receiver acknowledges a known order id again without acting twice; with that,
-//! every order takes effect exactly once.
+//! Delivery contract for receivers, in the Standard Webhooks format: each request carries
+//! `webhook-id` (`order_<id>`, stable across retries), `webhook-timestamp` (epoch seconds) and,
+//! when `POINTS_FULFILMENT_SECRET` is set, `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "<id>.<timestamp>.<body>">`; `X-Points-Order-Id` carries the bare order id. A secret written
+//! `whsec_<base64>` is the base64 key, as the Standard Webhooks libraries take it; any other
+//! value is the key's bytes as written. A process killed after the receiver answered but before
+//! the order was marked delivered sends it again after the lease, so a receiver acknowledges a
+//! known `webhook-id` again without acting twice; with that, every order takes effect exactly
+//! once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +53,7 @@ pub const FULFILMENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FULFILMENT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// First retry delay; it doubles per failed attempt up to [`FULFILMENT_BACKOFF_MAX`].
 pub const FULFILMENT_BACKOFF_MIN: Duration = Duration::from_millis(500);
-pub const FULFILMENT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub const FULFILMENT_BACKOFF_MAX: Duration = Duration::from_secs(3600);
 
 /// Wakes the worker when a commit stored an order.
 pub struct OrderWatcher(pub Arc<Notify>);
@@ -67,7 +73,7 @@ impl Handler<Committed> for OrderWatcher {
     }
 }
 
-/// Delay before the attempt after `attempts` failed ones.
+/// Delay before the attempt after `attempts` failed ones, before jitter.
 pub fn backoff(attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
     FULFILMENT_BACKOFF_MIN
@@ -75,15 +81,39 @@ pub fn backoff(attempts: i64) -> Duration {
         .min(FULFILMENT_BACKOFF_MAX)
 }
 
-/// `sha256=<hex>` of `"<timestamp>.<body>"` under `secret`.
-pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
+/// [`backoff`] spread over its upper half at random, so orders failed together (a receiver's
+/// outage) are not all retried in the same instant.
+pub fn jittered_backoff(attempts: i64) -> Duration {
+    backoff(attempts).mul_f64(rand::random_range(0.5..=1.0))
+}
+
+/// The HMAC key a `POINTS_FULFILMENT_SECRET` stands for: the base64 after `whsec_`, else the
+/// text's bytes. `None` when a `whsec_` secret is not base64.
+pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    match secret.strip_prefix("whsec_") {
+        Some(b64) => base64::engine::general_purpose::STANDARD.decode(b64).ok(),
+        None => Some(secret.as_bytes().to_vec()),
+    }
+}
+
+/// The `webhook-id` of order `id`.
+pub fn webhook_id(id: i64) -> String {
+    format!("order_{id}")
+}
+
+/// The Standard Webhooks `webhook-signature`: `v1,<base64 HMAC-SHA256 of
+/// "<webhook-id>.<timestamp>.<body>">` under `key`.
+pub fn signature(key: &[u8], webhook_id: &str, timestamp: i64, body: &str) -> String {
+    use base64::Engine as _;
     // unwrap-free: HMAC accepts keys of any length.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => return String::new(),
     };
-    mac.update(format!("{timestamp}.{body}").as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac.update(format!("{webhook_id}.{timestamp}.{body}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    format!("v1,{sig}")
 }
 
 struct Claimed {
@@ -127,19 +157,26 @@ async fn claim(state: &AppState, now: i64) -> Result<Vec<Claimed>, sqlx::Error> 
 }
 
 /// Sends one order; `Ok` when the receiver acknowledged it with a 2xx.
-async fn send(state: &AppState, url: &str, order: &Claimed) -> Result<(), String> {
+async fn send(
+    state: &AppState,
+    url: &str,
+    key: Option<&[u8]>,
+    order: &Claimed,
+) -> Result<(), String> {
     let timestamp = now_ms() / 1000;
+    let id = webhook_id(order.id);
     let mut request = state
         .http
         .post(url)
         .timeout(FULFILMENT_REQUEST_TIMEOUT)
         .header("content-type", "application/json")
-        .header("X-Points-Order-Id", order.id.to_string())
-        .header("X-Points-Timestamp", timestamp.to_string());
-    if let Some(secret) = &state.settings.fulfilment_secret {
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("X-Points-Order-Id", order.id.to_string());
+    if let Some(key) = key {
         request = request.header(
-            "X-Points-Signature",
-            signature(secret, timestamp, &order.body),
+            "webhook-signature",
+            signature(key, &id, timestamp, &order.body),
         );
     }
     let response = request
@@ -166,16 +203,23 @@ async fn settle(
             store::mark_delivered(&state.stores.db, order.id, now).await?;
         }
         Err(error) => {
-            let delay = i64::try_from(backoff(order.attempts).as_millis()).unwrap_or(i64::MAX);
-            tracing::warn!(order = order.id, attempts = order.attempts + 1, %error, "fulfilment delivery failed; will retry");
+            let attempts = order.attempts + 1;
             let error: String = error.chars().take(500).collect();
-            store::schedule_retry(
-                &state.stores.db,
-                order.id,
-                now.saturating_add(delay),
-                &error,
-            )
-            .await?;
+            if attempts >= state.settings.fulfilment_max_attempts {
+                tracing::error!(order = order.id, attempts, %error, "fulfilment delivery failed for the last time; the order is dead-lettered");
+                store::mark_dead(&state.stores.db, order.id, &error).await?;
+            } else {
+                let delay =
+                    i64::try_from(jittered_backoff(order.attempts).as_millis()).unwrap_or(i64::MAX);
+                tracing::warn!(order = order.id, attempts, %error, "fulfilment delivery failed; will retry");
+                store::schedule_retry(
+                    &state.stores.db,
+                    order.id,
+                    now.saturating_add(delay),
+                    &error,
+                )
+                .await?;
+            }
         }
     }
     Ok(())
@@ -186,13 +230,19 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, sqlx::Error> {
     let Some(url) = state.settings.fulfilment_webhook.clone() else {
         return Ok(0);
     };
+    let key = state
+        .settings
+        .fulfilment_secret
+        .as_deref()
+        .and_then(signing_key);
     let claimed = claim(state, now_ms()).await?;
     let attempted = claimed.len();
     let results: Vec<Result<(), sqlx::Error>> = futures_util::stream::iter(claimed)
         .map(|order| {
             let url = url.clone();
+            let key = key.as_deref();
             async move {
-                let result = send(state, &url, &order).await;
+                let result = send(state, &url, key, &order).await;
                 settle(state, &order, result).await
             }
         })
@@ -212,9 +262,12 @@ pub fn spawn(state: actix_web::web::Data<AppState>, wake: Arc<Notify>) {
         let mut every = tokio::time::interval(FULFILMENT_BACKLOG_INTERVAL);
         loop {
             every.tick().await;
-            match store::pending_count(&counting.stores.db).await {
-                Ok(n) => counting.metrics.fulfilment_pending.set(n),
-                Err(e) => tracing::debug!(error = %e, "counting pending fulfilment orders failed"),
+            match store::backlog(&counting.stores.db).await {
+                Ok((pending, dead)) => {
+                    counting.metrics.fulfilment_pending.set(pending);
+                    counting.metrics.fulfilment_dead.set(dead);
+                }
+                Err(e) => tracing::debug!(error = %e, "counting fulfilment orders failed"),
             }
         }
     });
@@ -224,8 +277,14 @@ pub fn spawn(state: actix_web::web::Data<AppState>, wake: Arc<Notify>) {
         );
         return;
     }
-    if state.settings.fulfilment_secret.is_none() {
-        tracing::warn!("POINTS_FULFILMENT_SECRET is not set: fulfilment deliveries are not signed");
+    match state.settings.fulfilment_secret.as_deref().map(signing_key) {
+        None => tracing::warn!(
+            "POINTS_FULFILMENT_SECRET is not set: fulfilment deliveries are not signed"
+        ),
+        Some(None) => tracing::error!(
+            "POINTS_FULFILMENT_SECRET starts with whsec_ but the rest is not base64: fulfilment deliveries are not signed"
+        ),
+        Some(Some(_)) => {}
     }
     actix_web::rt::spawn(async move {
         loop {
@@ -259,10 +318,30 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hmac_of_timestamp_and_body() {
-        let s = signature("k", 1, "{}");
-        assert!(s.starts_with("sha256=") && s.len() == 7 + 64, "{s}");
-        assert_ne!(s, signature("k", 2, "{}"));
-        assert_ne!(s, signature("other", 1, "{}"));
+    fn jitter_stays_within_the_upper_half_of_the_backoff() {
+        for attempts in [0, 3, 30] {
+            let full = backoff(attempts);
+            let delays: Vec<Duration> = (0..200).map(|_| jittered_backoff(attempts)).collect();
+            assert!(delays.iter().all(|d| *d >= full / 2 && *d <= full));
+            assert!(delays.iter().any(|d| *d != delays[0]), "no jitter");
+        }
+    }
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_reference() {
+        // The vector of the Standard Webhooks reference libraries (Python `standardwebhooks`
+        // signs the same message with the same result).
+        let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").expect("base64 key");
+        assert_eq!(
+            signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                r#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(signing_key("plain"), Some(b"plain".to_vec()));
+        assert_eq!(signing_key("whsec_not base64!"), None);
     }
 }

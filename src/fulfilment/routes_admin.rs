@@ -17,7 +17,7 @@ use super::store;
 pub struct OrdersReq {
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub app_id: Option<String>,
-    /// `pending` or `delivered`; all when absent.
+    /// `pending`, `delivered` or `dead`; all when absent.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_i64")]
@@ -79,8 +79,8 @@ async fn list_orders(
     let p = p.into_inner();
     let app_id = AppId::text(p.app_id);
     if let Some(status) = &p.status {
-        if status != "pending" && status != "delivered" {
-            return Err(AppError::invalid("status must be pending or delivered").into());
+        if !["pending", "delivered", "dead"].contains(&status.as_str()) {
+            return Err(AppError::invalid("status must be pending, delivered or dead").into());
         }
     }
     let page = Page::parse(p.page, p.step, 1, 20)?;
@@ -123,7 +123,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET_POST,
             tag,
             summary: "Fulfilment orders of an app",
-            description: "`X-Admin-Key`. Rewards paid outside the ledger, newest first, with delivery state (`pending`/`delivered`, attempts, last error); `count` beside `data`. Paged by `page`/`step`.",
+            description: "`X-Admin-Key`. Rewards paid outside the ledger, newest first, with delivery state (`pending`, `delivered`, or `dead` after `POINTS_FULFILMENT_MAX_ATTEMPTS` failed attempts; attempts, last error); `count` beside `data`. Paged by `page`/`step`.",
         },
         list_orders,
     );
@@ -132,8 +132,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             path: "/admin/fulfilment/orders/retry",
             methods: POST,
             tag,
-            summary: "Deliver a pending order now",
-            description: "`X-Admin-Key`. `{id}`: the order's next attempt is now, skipping its backoff. A delivered order answers 409.",
+            summary: "Deliver a pending or dead-lettered order now",
+            description: "`X-Admin-Key`. `{id}`: the order's next attempt is now, skipping its backoff; a dead-lettered order is pending again with its attempts counted afresh. A delivered order answers 409.",
         },
         retry_order,
     );

@@ -18,11 +18,16 @@ pub(super) struct ClaimedRow {
     pub created_at: i64,
 }
 
-/// Orders of every app not delivered yet.
-pub(super) async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM fulfilment_orders WHERE status = 'pending'")
+/// Orders of every app not delivered yet: pending, and dead-lettered.
+pub(super) async fn backlog(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+    let pending =
+        sqlx::query_scalar("SELECT COUNT(*) FROM fulfilment_orders WHERE status = 'pending'")
+            .fetch_one(&db.read)
+            .await?;
+    let dead = sqlx::query_scalar("SELECT COUNT(*) FROM fulfilment_orders WHERE status = 'dead'")
         .fetch_one(&db.read)
-        .await
+        .await?;
+    Ok((pending, dead))
 }
 
 /// Claims up to `limit` due orders (`next_attempt_at <= now`): moves their next attempt to
@@ -89,6 +94,19 @@ pub(super) async fn schedule_retry(
          last_error = $2 WHERE id = $3 AND status = 'pending'",
     )
     .bind(next_attempt_at)
+    .bind(error)
+    .bind(id)
+    .execute(&db.write)
+    .await?;
+    Ok(())
+}
+
+/// Counts the last failed attempt of pending order `id` and dead-letters it.
+pub(super) async fn mark_dead(db: &Db, id: i64, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE fulfilment_orders SET status = 'dead', attempts = attempts + 1, last_error = $1 \
+         WHERE id = $2 AND status = 'pending'",
+    )
     .bind(error)
     .bind(id)
     .execute(&db.write)
@@ -169,10 +187,13 @@ pub(super) async fn list_orders(
     Ok(orders)
 }
 
-/// Makes pending order `id` due at `now`; returns how many rows changed (0 or 1).
+/// Makes pending or dead-lettered order `id` due at `now` (a dead one pending again with a
+/// fresh count of attempts); returns how many rows changed (0 or 1).
 pub(super) async fn make_due(db: &Db, id: i64, now: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE fulfilment_orders SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending'",
+        "UPDATE fulfilment_orders SET next_attempt_at = $1, \
+         attempts = CASE WHEN status = 'dead' THEN 0 ELSE attempts END, status = 'pending' \
+         WHERE id = $2 AND status IN ('pending', 'dead')",
     )
     .bind(now)
     .bind(id)
