@@ -18,7 +18,7 @@ use crate::clock::BizClock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::facades::{admin, center, giftpoint, miniapp, open, service};
+use crate::facades::{admin, center, export, giftpoint, miniapp, open, service};
 use crate::http::ApiDoc;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Caches};
@@ -43,6 +43,7 @@ pub fn register_routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     open::routes(cfg, doc);
     miniapp::routes(cfg, doc);
     admin::routes(cfg, doc);
+    export::routes(cfg, doc);
     crate::activities::routes(cfg, doc);
     crate::ws::routes(cfg, doc);
     crate::fulfilment::routes(cfg, doc);

@@ -8,10 +8,12 @@
 //! | [`open`] | 002 | `/api/v1/open/swan/integral/*` |
 //! | [`miniapp`] | 003 | `/api/*/` |
 //! | [`admin`] | — | `/admin/*` (000 envelope) |
+//! | [`export`] | — | `/admin/export/*` (CSV, streamed) |
 //! | [`service`] | — | `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` |
 
 pub mod admin;
 pub mod center;
+pub mod export;
 pub mod giftpoint;
 pub mod miniapp;
 pub mod open;

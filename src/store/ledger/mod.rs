@@ -27,6 +27,7 @@ use crate::db::Db;
 
 pub mod blindbox;
 pub mod counters;
+pub mod export;
 pub mod invites;
 pub mod leaderboard;
 pub mod lottery;
