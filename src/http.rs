@@ -12,13 +12,12 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
 use crate::error::{AppError, Dialect, Failure};
+pub use crate::openapi::ApiDoc;
+use crate::openapi::{Auth, Envelope, Operation, Output, TypeDoc};
 use crate::state::AppState;
 use crate::store::SessionUser;
 
@@ -356,15 +355,8 @@ pub struct RouteDoc {
 pub struct Routes<'a> {
     cfg: &'a mut web::ServiceConfig,
     doc: &'a mut ApiDoc,
-}
-
-/// Paths and schemas collected while registering routes.
-#[derive(Default)]
-pub struct ApiDoc {
-    pub paths: Vec<(String, PathItem)>,
-    pub schemas: Vec<(String, RefOr<Schema>)>,
-    /// Every registered path with the methods it answers.
-    pub methods: std::collections::BTreeMap<String, Vec<Method>>,
+    /// The envelope every route answers in; `None`: the one of the dialect of its path.
+    envelope: Option<Envelope>,
 }
 
 /// The methods each path answers: a known path asked with another method answers 405.
@@ -385,19 +377,22 @@ impl MethodTable {
     }
 }
 
-fn http_method(m: &Method) -> HttpMethod {
-    match *m {
-        Method::GET => HttpMethod::Get,
-        Method::PUT => HttpMethod::Put,
-        Method::DELETE => HttpMethod::Delete,
-        Method::PATCH => HttpMethod::Patch,
-        _ => HttpMethod::Post,
-    }
-}
-
 impl<'a> Routes<'a> {
     pub fn new(cfg: &'a mut web::ServiceConfig, doc: &'a mut ApiDoc) -> Self {
-        Self { cfg, doc }
+        Self {
+            cfg,
+            doc,
+            envelope: None,
+        }
+    }
+
+    /// Routes that answer their data without an envelope (the service routes).
+    pub fn bare(cfg: &'a mut web::ServiceConfig, doc: &'a mut ApiDoc) -> Self {
+        Self {
+            cfg,
+            doc,
+            envelope: Some(Envelope::Bare),
+        }
     }
 
     /// Registers `handler` at `doc.path` for `doc.methods`, documenting `Req` as its input and
@@ -406,6 +401,56 @@ impl<'a> Routes<'a> {
     where
         Req: ToSchema,
         Resp: ToSchema,
+        F: actix_web::Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.register::<Req, F, Args>(doc, handler, || Output::Json {
+            data: TypeDoc::of::<Resp>(),
+            beside: None,
+        })
+    }
+
+    /// As [`Routes::add`], for a 000 answer with the fields of `Beside` next to `data`.
+    pub fn add_beside<Req, Resp, Beside, F, Args>(&mut self, doc: RouteDoc, handler: F) -> &mut Self
+    where
+        Req: ToSchema,
+        Resp: ToSchema,
+        Beside: ToSchema,
+        F: actix_web::Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.register::<Req, F, Args>(doc, handler, || Output::Json {
+            data: TypeDoc::of::<Resp>(),
+            beside: Some(TypeDoc::of::<Beside>()),
+        })
+    }
+
+    /// As [`Routes::add`], for a route that answers a text body of `content_type`.
+    pub fn add_text<Req, F, Args>(
+        &mut self,
+        doc: RouteDoc,
+        content_type: &'static str,
+        handler: F,
+    ) -> &mut Self
+    where
+        Req: ToSchema,
+        F: actix_web::Handler<Args> + Clone,
+        Args: FromRequest + 'static,
+        F::Output: actix_web::Responder + 'static,
+    {
+        self.register::<Req, F, Args>(doc, handler, || Output::Text(content_type))
+    }
+
+    fn register<Req, F, Args>(
+        &mut self,
+        doc: RouteDoc,
+        handler: F,
+        output: impl Fn() -> Output,
+    ) -> &mut Self
+    where
+        Req: ToSchema,
         F: actix_web::Handler<Args> + Clone,
         Args: FromRequest + 'static,
         F::Output: actix_web::Responder + 'static,
@@ -428,66 +473,19 @@ impl<'a> Routes<'a> {
             .or_default()
             .extend(doc.methods.iter().cloned());
 
-        let req_name = Req::name().to_string();
-        let resp_name = Resp::name().to_string();
-        self.doc.schemas.push((req_name.clone(), Req::schema()));
-        Req::schemas(&mut self.doc.schemas);
-        self.doc.schemas.push((resp_name.clone(), Resp::schema()));
-        Resp::schemas(&mut self.doc.schemas);
-        let mut item: Option<PathItem> = None;
+        let envelope = self.envelope.unwrap_or_else(|| Envelope::of_path(doc.path));
         for m in doc.methods {
-            let mut op = OperationBuilder::new()
-                .tag(doc.tag)
-                .summary(Some(doc.summary))
-                .description(Some(doc.description))
-                .operation_id(Some(format!(
-                    "{}_{}",
-                    m.as_str().to_lowercase(),
-                    doc.path
-                        .trim_matches('/')
-                        .replace(['/', '.', '{', '}'], "_")
-                )))
-                .response(
-                    "200",
-                    ResponseBuilder::new()
-                        .description("Answer in the route's dialect envelope")
-                        .content(
-                            "application/json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name(resp_name.as_str())))
-                                .build(),
-                        )
-                        .build(),
-                );
-            if *m != Method::GET && req_name != "Empty" {
-                op = op.request_body(Some(
-                    RequestBodyBuilder::new()
-                        .content(
-                            "application/json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name(req_name.as_str())))
-                                .build(),
-                        )
-                        .content(
-                            "application/x-www-form-urlencoded",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name(req_name.as_str())))
-                                .build(),
-                        )
-                        .build(),
-                ));
-            }
-            let next = PathItem::new(http_method(m), op.build());
-            item = Some(match item {
-                None => next,
-                Some(mut existing) => {
-                    existing.merge_operations(next);
-                    existing
-                }
+            self.doc.operations.push(Operation {
+                path: doc.path,
+                method: m.clone(),
+                tag: doc.tag,
+                summary: doc.summary,
+                description: doc.description,
+                envelope,
+                auth: Auth::of_route::<Args>(doc.path),
+                input: TypeDoc::of::<Req>(),
+                output: output(),
             });
-        }
-        if let Some(item) = item {
-            self.doc.paths.push((doc.path.to_string(), item));
         }
         self
     }

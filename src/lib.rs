@@ -39,6 +39,7 @@ pub mod http;
 pub mod jobs;
 pub mod limits;
 pub mod metrics;
+pub mod openapi;
 pub mod points;
 pub mod runtime;
 pub mod startup;

@@ -29,6 +29,8 @@ enum Command {
         /// The new file to write (it must not exist).
         file: PathBuf,
     },
+    /// Print the OpenAPI document of every route (what `/openapi.json` serves).
+    Openapi,
     /// The settings.
     Config {
         #[command(subcommand)]
@@ -56,6 +58,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(Command::Openapi) = cli.command {
+        // The document depends on no setting.
+        let doc = points_engine::startup::openapi();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
     let vars = config::env_vars()?;
     let settings = Settings::from_vars(&vars).context("reading settings")?;
     match cli.command.unwrap_or(Command::Serve) {
@@ -93,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("backup written to {}", file.display());
             Ok(())
         }
+        Command::Openapi => unreachable!("answered before the settings are read"),
         Command::Config {
             action: ConfigAction::Check,
         } => {

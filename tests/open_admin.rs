@@ -1181,6 +1181,122 @@ const TOUCHED: &[(&str, &str)] = &[
     ("/openapi.json", "get"),
 ];
 
+/// The component a `$ref` names.
+fn component<'a>(doc: &'a Value, reference: &Value) -> &'a Value {
+    let name = reference["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .unwrap_or_else(|| panic!("not a reference: {reference}"));
+    &doc["components"]["schemas"][name]
+}
+
+fn property_names(schema: &Value) -> BTreeSet<String> {
+    schema["properties"]
+        .as_object()
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_openapi_document_describes_what_goes_over_the_wire() {
+    let doc = points_engine::startup::openapi();
+    let body = |path: &str| {
+        let schema =
+            &doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        property_names(component(&doc, schema))
+    };
+    // Same-named request types of different routes are different components.
+    assert_eq!(
+        body("/admin/apps"),
+        ["id", "name", "settings"].map(String::from).into()
+    );
+    assert!(body("/v2/user/login.json").contains("auth_code"));
+    assert!(body("/api/login/").contains("code"));
+
+    // Answers are the dialect's envelope around the data, or its refusal.
+    let answer = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let apps = answer("/admin/apps", "get", "200");
+    let success = &apps["oneOf"][0];
+    assert_eq!(success["properties"]["status"]["enum"], json!([true]));
+    let items = component(&doc, &success["properties"]["data"]);
+    assert_eq!(items["type"], "array");
+    assert!(
+        property_names(&items["items"]).contains("settings"),
+        "{items}"
+    );
+    let refusal = component(&doc, &apps["oneOf"][1]);
+    assert_eq!(refusal["properties"]["status"]["enum"], json!([false]));
+    let histories = &answer("/v2/user/histories.json", "post", "200")["oneOf"][0];
+    assert!(property_names(histories).contains("count"), "{histories}");
+    let center = &answer("/center/api/getUserPoints", "post", "200");
+    assert!(center.to_string().contains("result"), "{center}");
+    let open = answer("/api/v1/open/swan/integral/points", "get", "200");
+    assert!(
+        property_names(component(&doc, &open)).contains("balance"),
+        "002 answers its data bare: {open}"
+    );
+    for status in ["400", "401", "409", "422", "429"] {
+        assert!(
+            component(
+                &doc,
+                &answer("/api/v1/open/swan/integral/points", "post", status)
+            )["properties"]["error"]
+                .is_object(),
+            "002 documents {status}"
+        );
+    }
+    for (path, method) in [("/v2/user/points.json", "post"), ("/admin/apps", "get")] {
+        let responses = &doc["paths"][path][method]["responses"];
+        assert!(responses["429"]["headers"]["Retry-After"].is_object());
+        assert!(responses["405"]["headers"]["Allow"].is_object());
+    }
+    assert!(
+        doc["paths"]["/admin/export/entries.csv"]["get"]["responses"]["200"]["content"]["text/csv"]
+            .is_object()
+    );
+
+    // A GET route's fields are its query parameters, never null.
+    let params = doc["paths"]["/admin/users/ledger"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let user = params
+        .iter()
+        .find(|p| p["name"] == "user_id")
+        .expect("user_id");
+    assert_eq!(user["in"], "query");
+    assert_eq!(user["schema"]["type"], "string");
+
+    // Each route names its credentials.
+    let security = |path: &str, method: &str| doc["paths"][path][method]["security"].clone();
+    assert_eq!(security("/admin/apps", "get"), json!([{"admin_key": []}]));
+    assert_eq!(
+        security("/v2/user/points.json", "post"),
+        json!([{"bearer": []}])
+    );
+    assert_eq!(security("/api/sign/", "post"), json!([{"bearer": []}]));
+    assert_eq!(
+        security("/api/v1/open/swan/integral/points", "get"),
+        json!([{"gateway_consumer": [], "gateway_secret": []}])
+    );
+    assert_eq!(security("/v2/user/login.json", "post"), Value::Null);
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["admin_key"]["name"], "X-Admin-Key");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+
+    // Every reference resolves.
+    let text = doc.to_string();
+    for piece in text.split("\"#/components/schemas/").skip(1) {
+        let name = &piece[..piece.find('"').expect("closing quote")];
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{name} is referenced but not defined"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn the_openapi_document_lists_every_route_and_the_server_serves_each() {
     for backend in backends() {

@@ -48,21 +48,34 @@ impl Dialect for Gift {
 
 pub type Reply = Result<HttpResponse, Failure<Gift>>;
 
-/// `{"code":200,"msg":"ok","status":true,"data":data}` plus fields beside `data`.
-pub fn ok_with(data: Value, beside: &[(&str, Value)]) -> HttpResponse {
+/// `{"code":200,"msg":"ok","status":true,"data":data}` plus the fields of `beside` next to
+/// `data` (the type the route documents beside its data).
+pub fn ok_with(data: Value, beside: impl serde::Serialize) -> HttpResponse {
     let mut body = Map::new();
     body.insert("code".into(), json!(200));
     body.insert("msg".into(), json!("ok"));
     body.insert("status".into(), json!(true));
     body.insert("data".into(), data);
-    for (k, v) in beside {
-        body.insert((*k).into(), v.clone());
+    if let Ok(Value::Object(fields)) = serde_json::to_value(beside) {
+        body.extend(fields);
     }
     HttpResponse::Ok().json(Value::Object(body))
 }
 
+/// `count` beside `data`: how many items all pages hold.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Count {
+    pub count: i64,
+}
+
+/// `total` beside `data`: how many items all pages hold.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Total {
+    pub total: i64,
+}
+
 pub fn ok(data: Value) -> HttpResponse {
-    ok_with(data, &[])
+    ok_with(data, ())
 }
 
 #[derive(Deserialize, ToSchema)]

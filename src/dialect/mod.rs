@@ -27,18 +27,39 @@ pub const GET_POST: &[Method] = &[Method::GET, Method::POST];
 pub const POST: &[Method] = &[Method::POST];
 pub const GET: &[Method] = &[Method::GET];
 
-/// `err` answered as the dialect that serves `path` answers it (the path prefixes of
-/// `crate::facades`): for what answers before a route's handler runs (rate limits).
+/// The dialect that serves a path (the path prefixes of `crate::facades`; the admin API
+/// answers in 000's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seed {
+    Gift,
+    Center,
+    Open,
+    Mini,
+}
+
+impl Seed {
+    pub fn of_path(path: &str) -> Self {
+        if path.starts_with("/api/v1/open/") {
+            Seed::Open
+        } else if path.starts_with("/center/") {
+            Seed::Center
+        } else if path.starts_with("/api/") {
+            Seed::Mini
+        } else {
+            Seed::Gift
+        }
+    }
+}
+
+/// `err` answered as the dialect that serves `path` answers it: for what answers before a
+/// route's handler runs (rate limits).
 pub fn failure_for_path(path: &str, err: crate::error::AppError) -> actix_web::HttpResponse {
     use crate::error::Failure;
     use actix_web::ResponseError;
-    if path.starts_with("/api/v1/open/") {
-        Failure::<Open>::new(err).error_response()
-    } else if path.starts_with("/center/") {
-        Failure::<Center>::new(err).error_response()
-    } else if path.starts_with("/api/") {
-        Failure::<Mini>::new(err).error_response()
-    } else {
-        Failure::<Gift>::new(err).error_response()
+    match Seed::of_path(path) {
+        Seed::Open => Failure::<Open>::new(err).error_response(),
+        Seed::Center => Failure::<Center>::new(err).error_response(),
+        Seed::Mini => Failure::<Mini>::new(err).error_response(),
+        Seed::Gift => Failure::<Gift>::new(err).error_response(),
     }
 }

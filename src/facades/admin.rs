@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::dialect::gift::{ok, ok_with, Gift};
+use crate::dialect::gift::{ok, Gift};
 use crate::dialect::AppId;
 use crate::dialect::{GET, POST};
 use crate::error::{AppError, Failure};
@@ -432,5 +432,5 @@ async fn delete_rule(
 
 async fn run_jobs(state: web::Data<AppState>, _a: AdminKey<Gift>) -> Reply {
     let report = crate::jobs::run_daily(&state).await?;
-    Ok(ok_with(json!(report), &[]))
+    Ok(ok(json!(report)))
 }

@@ -65,10 +65,6 @@ pub struct EntriesReq {
     pub to: Option<String>,
 }
 
-/// The CSV file itself (`text/csv`).
-#[derive(ToSchema)]
-pub struct CsvFile(pub String);
-
 fn time(clock: &BizClock, name: &str, raw: Option<&str>) -> Result<Option<i64>, AppError> {
     raw.map(|v| {
         clock.parse(v).ok_or_else(|| {
@@ -259,7 +255,7 @@ async fn entries_csv(
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
     let tag = "admin";
-    r.add::<UserLedgerReq, CsvFile, _, _>(
+    r.add_text::<UserLedgerReq, _, _>(
         RouteDoc {
             path: "/admin/export/ledger.csv",
             methods: GET,
@@ -267,9 +263,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             summary: "A user's ledger as CSV",
             description: "`X-Admin-Key`. `app_id` (default `default`), `user_id` (platform id), optional `from`/`to` (`[from, to)`, dates or times in business time, or epoch seconds). Every entry, oldest first, streamed as `text/csv` (UTF-8 with a byte-order mark): id, user_id, amount, kind, idempotency_key, reference, description, balance_after, expires_at, created_at. Refusals use the 000 envelope.",
         },
+        "text/csv",
         user_ledger_csv,
     );
-    r.add::<EntriesReq, CsvFile, _, _>(
+    r.add_text::<EntriesReq, _, _>(
         RouteDoc {
             path: "/admin/export/entries.csv",
             methods: GET,
@@ -277,6 +274,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             summary: "All entries of an app in a time range as CSV",
             description: "`X-Admin-Key`. `app_id` (default `default`), `from` and `to` required (`[from, to)`). Every user's entries created in the range, oldest first, streamed as `text/csv` with the user export's columns.",
         },
+        "text/csv",
         entries_csv,
     );
 }

@@ -25,7 +25,7 @@ use crate::points::{self, ChangeRequest};
 use crate::state::AppState;
 use crate::store::{EntryRow, HistoryFilter, User};
 
-use crate::dialect::gift::{ok, ok_with, own_user, Gift, Reply, UserReq};
+use crate::dialect::gift::{ok, ok_with, own_user, Count, Gift, Reply, Total, UserReq};
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
@@ -50,7 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         user_points,
     );
-    r.add::<HistoriesReq, Vec<RecordItem>, _, _>(
+    r.add_beside::<HistoriesReq, Vec<RecordItem>, Count, _, _>(
         RouteDoc {
             path: "/v2/user/histories.json",
             methods: GET_POST,
@@ -60,7 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         histories,
     );
-    r.add::<PagedUserReq, Vec<DayTotal>, _, _>(
+    r.add_beside::<PagedUserReq, Vec<DayTotal>, Count, _, _>(
         RouteDoc {
             path: "/v2/user/expired.json",
             methods: GET_POST,
@@ -92,7 +92,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         core_balance,
     );
-    r.add::<CoreRecordsReq, Vec<RecordItem>, _, _>(
+    r.add_beside::<CoreRecordsReq, Vec<RecordItem>, Total, _, _>(
         RouteDoc {
             path: "/core/user/records.json",
             methods: GET_POST,
@@ -413,7 +413,7 @@ async fn histories(
     let filter = history_filter(&state, &p.is_cost, &p.start_time, &p.end_time)?;
     let (items, count) =
         page_of_history(&state, caller.session.user_id, &filter, p.page, p.step).await?;
-    Ok(ok_with(json(items), &[("count", json!(count))]))
+    Ok(ok_with(json(items), Count { count }))
 }
 
 async fn expired(
@@ -436,7 +436,7 @@ async fn expired(
             date: state.clock.expiry_date(at),
         })
         .collect();
-    Ok(ok_with(json(items), &[("count", json!(count))]))
+    Ok(ok_with(json(items), Count { count }))
 }
 
 async fn recent_expired(
@@ -475,7 +475,7 @@ async fn core_records(
     let user = core_user(&state, &p.app_id, &p.uuid).await?;
     let filter = history_filter(&state, &p.is_cost, &p.start_time, &p.end_time)?;
     let (items, total) = page_of_history(&state, user.id, &filter, p.page, p.step).await?;
-    Ok(ok_with(json(items), &[("total", json!(total))]))
+    Ok(ok_with(json(items), Total { total }))
 }
 
 async fn core_update(

@@ -11,7 +11,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::clock::now_ms;
@@ -113,28 +113,46 @@ pub struct PointsChangeReq {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MineReq {
+    /// 1 income only, 2 spending only, 0 or absent all.
     #[serde(default, rename = "type", deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0, maximum = 2)]
     pub kind: Option<i64>,
+    /// Epoch ms.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub start_time: Option<i64>,
+    /// Epoch ms.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub end_time: Option<i64>,
+    /// From 0.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub page: Option<i64>,
+    /// 1-100, default 20.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TransactionsReq {
+    /// Epoch ms.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub start_time: Option<i64>,
+    /// Epoch ms.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub end_time: Option<i64>,
+    /// From 0.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 0)]
     pub page: Option<i64>,
+    /// 1-100, default 20.
     #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[schema(minimum = 1, maximum = 100)]
     pub size: Option<i64>,
 }
 
@@ -151,8 +169,7 @@ pub struct MineItem {
     pub kind: String,
     /// The `transactionId`/`operationId` of the change, or the entry id for changes made
     /// through other APIs.
-    #[schema(value_type = Object)]
-    pub detail_id: Value,
+    pub detail_id: DetailId,
     pub points: i64,
     pub info: String,
 }
@@ -180,8 +197,7 @@ pub struct TransactionItem {
     /// Signed points, as a string (as the seed shows it).
     pub points: String,
     pub user_id: String,
-    #[schema(value_type = Object)]
-    pub detail_id: Value,
+    pub detail_id: DetailId,
     pub created_at: i64,
     #[serde(rename = "type")]
     pub kind: String,
@@ -273,14 +289,22 @@ impl Gateway {
     }
 }
 
-/// The id a listing shows for an entry: the caller's own transaction or operation id.
-fn detail_id(e: &EntryRow) -> Value {
+/// The id a listing shows for an entry: the caller's own `transactionId`/`operationId`, or the
+/// entry's id for changes made through other APIs.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DetailId {
+    Key(String),
+    Entry(i64),
+}
+
+fn detail_id(e: &EntryRow) -> DetailId {
     for namespace in ["open", "report"] {
         if let Some(id) = IdempotencyKey::raw_of(namespace, &e.idem_key) {
-            return json!(id);
+            return DetailId::Key(id.to_string());
         }
     }
-    json!(e.id)
+    DetailId::Entry(e.id)
 }
 
 fn time_filter(

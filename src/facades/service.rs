@@ -13,7 +13,7 @@ use crate::state::AppState;
 pub struct OpenApiJson(pub String);
 
 pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
-    let mut r = Routes::new(cfg, doc);
+    let mut r = Routes::bare(cfg, doc);
     let tag = "service";
     r.add::<Empty, Health, _, _>(
         RouteDoc {
@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         readyz,
     );
-    r.add::<Empty, String, _, _>(
+    r.add_text::<Empty, _, _>(
         RouteDoc {
             path: "/metrics",
             methods: GET,
@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             summary: "Prometheus metrics",
             description: "Text exposition format.",
         },
+        "text/plain",
         metrics,
     );
     r.add::<Empty, Empty, _, _>(
@@ -55,7 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         openapi_json,
     );
-    r.add::<Empty, String, _, _>(
+    r.add_text::<Empty, _, _>(
         RouteDoc {
             path: "/docs",
             methods: GET,
@@ -63,6 +64,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             summary: "Interactive API docs",
             description: "Swagger UI over `/openapi.json` (redirects to `/docs/`).",
         },
+        "text/html",
         docs,
     );
 }

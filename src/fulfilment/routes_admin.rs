@@ -4,7 +4,7 @@ use actix_web::web;
 use serde_json::json;
 
 use crate::clock::now_ms;
-use crate::dialect::gift::{ok, ok_with, Gift, Reply};
+use crate::dialect::gift::{ok, ok_with, Count, Gift, Reply};
 use crate::dialect::AppId;
 use crate::dialect::{GET_POST, POST};
 use crate::error::AppError;
@@ -92,7 +92,7 @@ async fn list_orders(
         .into_iter()
         .map(OrderView::from)
         .collect();
-    Ok(ok_with(json!(orders), &[("count", json!(total))]))
+    Ok(ok_with(json!(orders), Count { count: total }))
 }
 
 async fn retry_order(
@@ -117,7 +117,7 @@ async fn retry_order(
 pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
     let tag = "admin fulfilment";
-    r.add::<OrdersReq, Vec<OrderView>, _, _>(
+    r.add_beside::<OrdersReq, Vec<OrderView>, Count, _, _>(
         RouteDoc {
             path: "/admin/fulfilment/orders",
             methods: GET_POST,

@@ -51,6 +51,15 @@ pub struct BoxGetData {
     pub amount: i64,
 }
 
+/// Beside the boxes.
+#[derive(Serialize, ToSchema)]
+pub struct ShowBeside {
+    /// Tasks the caller finished today.
+    pub done_tasks_sum: i64,
+    /// The fewest tasks still missing for a locked box (0: none).
+    pub diff: i64,
+}
+
 async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
@@ -81,7 +90,10 @@ async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
         .collect();
     Ok(ok_with(
         json!(items),
-        &[("done_tasks_sum", json!(done)), ("diff", json!(diff))],
+        ShowBeside {
+            done_tasks_sum: done,
+            diff,
+        },
     ))
 }
 
@@ -145,7 +157,7 @@ async fn get(
 pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
     let tag = "000 blind boxes";
-    r.add::<UserReq, Vec<BoxItem>, _, _>(
+    r.add_beside::<UserReq, Vec<BoxItem>, ShowBeside, _, _>(
         RouteDoc {
             path: "/v2/box/show.json",
             methods: GET_POST,

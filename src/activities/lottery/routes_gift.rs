@@ -36,6 +36,29 @@ pub struct LotteryDrawData {
     pub reward_type: String,
 }
 
+/// Beside the prize table.
+#[derive(Serialize, ToSchema)]
+pub struct ShowBeside {
+    /// Draws left today.
+    pub left_times: i64,
+    /// The caller's ticket count, as a string of digits.
+    pub ticket: String,
+}
+
+/// A draw's data: the prize won, or `[]` when the draw won nothing.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum DrawData {
+    Prize(LotteryDrawData),
+    Nothing(Vec<crate::http::Empty>),
+}
+
+/// Beside a draw's data.
+#[derive(Serialize, ToSchema)]
+pub struct DrawBeside {
+    pub is_reward: bool,
+}
+
 async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserReq, Gift>) -> Reply {
     let p = p.into_inner();
     own_user(&caller, &p.user_id, &p.app_id)?;
@@ -58,11 +81,11 @@ async fn show(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
         .collect();
     Ok(ok_with(
         json!(items),
-        &[
-            ("left_times", json!(view.left_times)),
+        ShowBeside {
+            left_times: view.left_times,
             // A string of digits, as the original answered it.
-            ("ticket", json!(view.ticket.to_string())),
-        ],
+            ticket: view.ticket.to_string(),
+        },
     ))
 }
 
@@ -97,24 +120,23 @@ async fn draw(state: web::Data<AppState>, caller: Caller<Gift>, p: Params<UserRe
         answer = draw().await?.0;
     }
     let result = answer.map_err(AppError::from)?;
-    Ok(match result.prize {
-        Some(p) => ok_with(
-            json!(LotteryDrawData {
-                level: p.label,
-                name: p.name,
-                reward_type: p.reward_type,
-            }),
-            &[("is_reward", json!(true))],
-        ),
-        None => ok_with(json!([]), &[("is_reward", json!(false))]),
-    })
+    let is_reward = result.prize.is_some();
+    let data = match result.prize {
+        Some(p) => DrawData::Prize(LotteryDrawData {
+            level: p.label,
+            name: p.name,
+            reward_type: p.reward_type,
+        }),
+        None => DrawData::Nothing(Vec::new()),
+    };
+    Ok(ok_with(json!(data), DrawBeside { is_reward }))
 }
 
 /// Registers the lottery's 000 routes.
 pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
     let tag = "000 lottery";
-    r.add::<UserReq, Vec<LotteryPrizeItem>, _, _>(
+    r.add_beside::<UserReq, Vec<LotteryPrizeItem>, ShowBeside, _, _>(
         RouteDoc {
             path: "/v2/lottery/show.json",
             methods: GET_POST,
@@ -124,7 +146,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         show,
     );
-    r.add::<UserReq, LotteryDrawData, _, _>(
+    r.add_beside::<UserReq, DrawData, DrawBeside, _, _>(
         RouteDoc {
             path: "/v2/lottery/do.json",
             methods: GET_POST,

@@ -21,7 +21,7 @@ use crate::state::AppState;
 pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
     let mut r = Routes::new(cfg, doc);
     let tag = "000 morning check-in";
-    r.add::<PickReq, crate::http::Empty, _, _>(
+    r.add::<PickReq, Vec<crate::http::Empty>, _, _>(
         RouteDoc {
             path: "/v2/pick/sign.json",
             methods: GET_POST,

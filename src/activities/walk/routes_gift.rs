@@ -29,7 +29,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
         },
         walk_get,
     );
-    r.add::<UserReq, Vec<RankItem>, _, _>(
+    r.add_beside::<UserReq, Vec<RankItem>, RankBeside, _, _>(
         RouteDoc {
             path: "/v2/walk/rank.json",
             methods: GET_POST,
@@ -173,6 +173,20 @@ async fn walk_get(
     Ok(ok(json!(StepCount { count })))
 }
 
+/// Beside the ranking: the caller's own standing.
+#[derive(Serialize, ToSchema)]
+pub struct RankBeside {
+    pub my_count: i64,
+    /// 0 when the caller has no steps today.
+    pub my_rank: usize,
+    pub my_nick: String,
+    pub my_avatar: String,
+    /// Steps per point.
+    pub rate: i64,
+    /// Today's steps already exchanged.
+    pub is_exchanged: bool,
+}
+
 async fn walk_rank(
     state: web::Data<AppState>,
     caller: Caller<Gift>,
@@ -201,17 +215,14 @@ async fn walk_rank(
         .unwrap_or_default();
     Ok(ok_with(
         json!(items),
-        &[
-            (
-                "my_count",
-                json!(rank.board.mine.map_or(0, |m| m.score.value)),
-            ),
-            ("my_rank", json!(rank.board.mine.map_or(0, |m| m.rank))),
-            ("my_nick", json!(me.nick)),
-            ("my_avatar", json!(me.avatar)),
-            ("rate", json!(rank.rate)),
-            ("is_exchanged", json!(rank.exchanged)),
-        ],
+        RankBeside {
+            my_count: rank.board.mine.map_or(0, |m| m.score.value),
+            my_rank: rank.board.mine.map_or(0, |m| m.rank),
+            my_nick: me.nick,
+            my_avatar: me.avatar,
+            rate: rank.rate,
+            is_exchanged: rank.exchanged,
+        },
     ))
 }
 
