@@ -83,6 +83,46 @@ pub fn with_application_name(url: &str, name: &str) -> String {
     }
 }
 
+/// Why a SQLite file cannot be opened for writing, when the file system says: the file or its
+/// folder not writable by this user.
+fn sqlite_open_cause(path: &Path) -> Option<String> {
+    use std::io::ErrorKind;
+    let denied = |e: &std::io::Error| {
+        matches!(e.kind(), ErrorKind::PermissionDenied) || e.raw_os_error() == Some(1)
+    };
+    if path.exists() {
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            if denied(&e) {
+                return Some(format!(
+                    "no permission to write the file ({e}); check its owner and mode"
+                ));
+            }
+            return Some(format!("the file cannot be opened: {e}"));
+        }
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(format!(".points-write-check-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) if denied(&e) => Some(format!(
+            "no permission to create files in {} ({e}); SQLite needs to write the database, its \
+             -wal and -shm files there",
+            dir.display()
+        )),
+        Err(e) => Some(format!("cannot create files in {}: {e}", dir.display())),
+    }
+}
+
 impl Db {
     /// Connects to `url`, creating a SQLite file, and its folder when the folder above exists.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
@@ -139,9 +179,14 @@ impl Db {
                     })
                     .connect_with(options)
             };
-            let write = setup(options.clone(), 1)
-                .await
-                .with_context(|| format!("opening SQLite database {path}"))?;
+            let write = match setup(options.clone(), 1).await {
+                Ok(pool) => pool,
+                Err(e) => {
+                    let cause = sqlite_open_cause(Path::new(path))
+                        .map_or_else(|| e.to_string(), |cause| format!("{cause} ({e})"));
+                    bail!("opening SQLite database {path}: {cause}");
+                }
+            };
             let read = setup(options, max_connections.max(2))
                 .await
                 .with_context(|| format!("opening SQLite database {path}"))?;
@@ -162,9 +207,27 @@ impl Db {
             let fail = || format!("connecting to {}", crate::config::redact_url(url));
             // Writes get their own small pool, so a burst of reads never makes a ledger commit
             // wait for a connection.
-            let write = connect(POSTGRES_WRITE_CONNECTIONS)
-                .await
-                .with_context(fail)?;
+            let write = match connect(POSTGRES_WRITE_CONNECTIONS).await {
+                Ok(pool) => pool,
+                // A pool that timed out says only that; one direct connection says why
+                // (refused, unknown host, bad password, no such database).
+                Err(sqlx::Error::PoolTimedOut) => {
+                    let direct = tokio::time::timeout(
+                        POOL_ACQUIRE_TIMEOUT * 2,
+                        <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+                    )
+                    .await;
+                    match direct {
+                        Ok(Err(e)) => bail!("{}: {e}", fail()),
+                        _ => bail!(
+                            "{}: no connection within {:?}",
+                            fail(),
+                            POOL_ACQUIRE_TIMEOUT
+                        ),
+                    }
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(fail())),
+            };
             let read = connect(max_connections).await.with_context(fail)?;
             // Connected on first use. Every statement sent through it has an index path; with
             // sequential scans off, a plan made while a table was small (a fresh database, before
@@ -299,6 +362,18 @@ impl Db {
             .execute(&self.read)
             .await
             .context("database ping")?;
+        Ok(())
+    }
+
+    /// Whether the database takes writes: a write that changes nothing, on the writers' pool,
+    /// rolled back. A read-only file, folder or database answers its error here.
+    pub async fn probe_write(&self) -> anyhow::Result<()> {
+        let mut tx = self.write.begin().await.context("database write check")?;
+        sqlx::query("DELETE FROM apps WHERE id IS NULL")
+            .execute(&mut *tx)
+            .await
+            .context("database write check")?;
+        tx.rollback().await.context("database write check")?;
         Ok(())
     }
 }

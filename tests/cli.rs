@@ -93,6 +93,44 @@ fn a_sqlite_path_under_missing_folders_is_refused_and_nothing_is_made() {
 }
 
 #[test]
+fn start_up_names_the_cause_when_the_database_cannot_be_reached_or_written() {
+    // A Postgres port nothing listens on: the refusal, not "pool timed out".
+    let port = common::free_port();
+    let url = format!("postgres://points:secret@127.0.0.1:{port}/points");
+    let out = engine(&["migrate"], &[("DATABASE_URL", &url)]);
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(shown.contains("Connection refused"), "{shown}");
+    assert!(
+        !shown.contains("secret"),
+        "the password is redacted: {shown}"
+    );
+
+    // A data folder this process may not write in (immutable, which holds for root too).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let locked = dir.path().join("data");
+    std::fs::create_dir(&locked).expect("data folder");
+    let immutable = Command::new("chattr")
+        .arg("+i")
+        .arg(&locked)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !immutable {
+        common::skipped("chattr +i is not permitted here: the unwritable folder case is skipped");
+        return;
+    }
+    let url = format!("sqlite://{}/points.db", locked.display());
+    let out = engine(&["migrate"], &[("DATABASE_URL", &url)]);
+    let _ = Command::new("chattr").arg("-i").arg(&locked).status();
+    assert!(!out.status.success());
+    let shown = text(&out);
+    assert!(
+        shown.contains("no permission to create files in") && shown.contains("data"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn migrate_lists_what_it_applied_then_nothing() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}/points.db", dir.path().display());

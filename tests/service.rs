@@ -13,6 +13,129 @@ use common::{backends, ledger_facts, spawn_app, spawn_app_with, Backend, ADMIN_K
 use points_engine::config::Settings;
 use serde_json::{json, Value};
 
+/// Marks `paths` immutable (`chattr +i`, which holds even for root) until dropped.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: Vec<std::path::PathBuf>) -> Option<Self> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Immutable(paths))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .args(&self.0)
+            .status();
+    }
+}
+
+async fn wait_for_readyz(app: &common::TestApp, status: u16, cause: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (got, body) = app.get("/readyz", &[]).await;
+        if got == status && body.to_string().contains(cause) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered {status} naming {cause:?}: {got} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_database_that_takes_no_writes_makes_readyz_answer_503_with_the_cause() {
+    for backend in backends() {
+        match backend {
+            Backend::Sqlite => {
+                // A data folder made read-only after a clean stop: the node starts, reads work,
+                // and readiness names the cause instead of every write answering "busy".
+                let (url, dir) = common::fresh_database(backend).await;
+                let dir = dir.expect("temp dir");
+                let app = common::spawn_on(common::test_settings(&url)).await;
+                app.handle.stop(true).await;
+                let mut paths = vec![dir.path().to_path_buf()];
+                for entry in std::fs::read_dir(dir.path()).expect("data folder") {
+                    let path = entry.expect("entry").path();
+                    // The node's lock file stays writable: this is about the database.
+                    if path.extension().is_none_or(|e| e != "lock") {
+                        paths.push(path);
+                    }
+                }
+                let Some(_guard) = Immutable::set(paths) else {
+                    common::skipped(
+                        "chattr +i is not permitted here: the read-only SQLite case is skipped",
+                    );
+                    continue;
+                };
+                let settings = common::test_settings(&url);
+                let app = common::build_when_released(settings).await;
+                let address = format!("http://127.0.0.1:{}", app.port());
+                let handle = app.handle();
+                actix_web::rt::spawn(app.run_until_stopped());
+                let app = common::TestApp::at(address, url.clone(), handle);
+                let body = wait_for_readyz(&app, 503, "readonly").await;
+                assert_eq!(body["status"], "unavailable", "{body}");
+                let (status, _) = app.get("/healthz", &[]).await;
+                assert_eq!(status, 200, "alive, only not ready");
+                app.handle.stop(true).await;
+            }
+            Backend::Postgres => {
+                // The database turned read-only under a running node (a failover to a
+                // standby, an operator's switch): readiness drops, then comes back.
+                let app = spawn_app(backend).await;
+                let (status, body) = app.get("/readyz", &[]).await;
+                assert_eq!(status, 200, "{body}");
+                let name = url::Url::parse(&app.database_url)
+                    .expect("url")
+                    .path()
+                    .trim_start_matches('/')
+                    .to_string();
+                let admin = sqlx::AnyPool::connect(
+                    &std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL"),
+                )
+                .await
+                .expect("admin connection");
+                let switch = |on: bool| {
+                    let admin = admin.clone();
+                    let name = name.clone();
+                    async move {
+                        sqlx::query(&format!(
+                            "ALTER DATABASE {name} SET default_transaction_read_only = {on}"
+                        ))
+                        .execute(&admin)
+                        .await
+                        .expect("alter database");
+                        // Connections made before keep their setting: end them.
+                        sqlx::query(&format!(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                        ))
+                        .execute(&admin)
+                        .await
+                        .expect("terminate connections");
+                    }
+                };
+                switch(true).await;
+                let body = wait_for_readyz(&app, 503, "read-only transaction").await;
+                assert_eq!(body["status"], "unavailable", "{body}");
+                switch(false).await;
+                wait_for_readyz(&app, 200, "ready").await;
+                app.handle.stop(true).await;
+                admin.close().await;
+            }
+        }
+    }
+}
+
 #[actix_web::test]
 async fn healthz_and_readyz_answer_200() {
     for backend in backends() {

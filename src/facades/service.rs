@@ -31,7 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, doc: &mut ApiDoc) {
             methods: GET,
             tag,
             summary: "Readiness",
-            description: "200 when the database answers and the ledger accepts changes; 503 otherwise. `redis` reports the optional Redis (`ok`, `down: ...` or `not configured`) without affecting readiness.",
+            description: "200 when the database answers and takes writes (a write that changes nothing, rolled back) and the ledger actor runs; 503 otherwise, with the `problems`. `redis` reports the optional Redis (`ok`, `down: ...` or `not configured`) without affecting readiness.",
         },
         readyz,
     );
@@ -86,9 +86,11 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let mut problems = Vec::new();
     // A database that does not answer at all is as unready as one that refuses: the answer
     // comes within a second either way.
-    match tokio::time::timeout(READY_DB_TIMEOUT, state.stores.db.ping()).await {
+    let db = &state.stores.db;
+    let check = async { db.ping().await.and(db.probe_write().await) };
+    match tokio::time::timeout(READY_DB_TIMEOUT, check).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => problems.push(format!("database: {e}")),
+        Ok(Err(e)) => problems.push(format!("database: {e:#}")),
         Err(_) => problems.push(format!(
             "database: no answer within {} ms",
             READY_DB_TIMEOUT.as_millis()

@@ -134,6 +134,19 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestApp {
+    /// A client of a server already started at `address`.
+    pub fn at(address: String, database_url: String, handle: actix_web::dev::ServerHandle) -> Self {
+        TestApp {
+            address,
+            client: client(),
+            database_url,
+            handle,
+            _dir: None,
+        }
+    }
+}
+
 /// Starts the server on a fresh database of `backend`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
