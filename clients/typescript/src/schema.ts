@@ -1861,7 +1861,7 @@ export interface paths {
         };
         /**
          * Readiness
-         * @description 200 when the database answers and the ledger accepts changes; 503 otherwise. `redis` reports the optional Redis (`ok`, `down: ...` or `not configured`) without affecting readiness.
+         * @description 200 when the database answers and takes writes (a write that changes nothing, rolled back) and the ledger actor runs; 503 otherwise, with the `problems`. `redis` reports the optional Redis (`ok`, `down: ...` or `not configured`) without affecting readiness.
          */
         get: operations["get_readyz"];
         put?: never;
