@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use base64::Engine;
 use rand::RngCore;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use ring::signature::{
+    RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use crate::clock::now_ms;
 use crate::error::AppError;
@@ -227,37 +226,61 @@ async fn wechat_login(
 }
 
 /// Reads an RSA private key given as PEM (PKCS#8 or PKCS#1) or as bare base64 DER, the way the
-/// Alipay console hands it out.
-fn private_key(text: &str) -> Result<RsaPrivateKey, AppError> {
+/// Alipay console hands it out. Signing runs in ring, whose RSA is constant-time.
+fn private_key(text: &str) -> Result<RsaKeyPair, AppError> {
     let text = text.trim();
-    let bad = |_| AppError::NotConfigured("the app's Alipay private key does not parse".into());
+    let bad = |e: String| {
+        AppError::NotConfigured(format!("the app's Alipay private key does not parse: {e}"))
+    };
+    let rejected = |e: ring::error::KeyRejected| bad(e.to_string());
     if text.starts_with("-----BEGIN RSA") {
-        return RsaPrivateKey::from_pkcs1_pem(text).map_err(|e| bad(e.to_string()));
+        let der =
+            PrivatePkcs1KeyDer::from_pem_slice(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        return RsaKeyPair::from_der(der.secret_pkcs1_der()).map_err(rejected);
     }
     if text.starts_with("-----BEGIN") {
-        return RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| bad(e.to_string()));
+        let der =
+            PrivatePkcs8KeyDer::from_pem_slice(text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        return RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(rejected);
     }
     let der = base64::engine::general_purpose::STANDARD
         .decode(text.split_whitespace().collect::<String>())
         .map_err(|e| bad(e.to_string()))?;
-    RsaPrivateKey::from_pkcs8_der(&der)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_der(&der))
-        .map_err(|e| bad(e.to_string()))
+    RsaKeyPair::from_pkcs8(&der)
+        .or_else(|_| RsaKeyPair::from_der(&der))
+        .map_err(rejected)
 }
 
-fn public_key(text: &str) -> Result<RsaPublicKey, AppError> {
+/// Reads the Alipay platform's public key (X.509 SubjectPublicKeyInfo, as PEM or bare base64
+/// DER) and returns the PKCS#1 `RSAPublicKey` inside it, the form ring verifies with.
+fn public_key(text: &str) -> Result<Vec<u8>, AppError> {
     let text = text.trim();
     let bad = |e: String| {
         AppError::NotConfigured(format!("the app's Alipay public key does not parse: {e}"))
     };
-    if text.starts_with("-----BEGIN") {
-        return RsaPublicKey::from_public_key_pem(text).map_err(|e| bad(e.to_string()));
+    let der = if text.starts_with("-----BEGIN") {
+        SubjectPublicKeyInfoDer::from_pem_slice(text.as_bytes())
+            .map_err(|e| bad(e.to_string()))?
+            .to_vec()
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.split_whitespace().collect::<String>())
+            .map_err(|e| bad(e.to_string()))?
+    };
+    let info =
+        spki::SubjectPublicKeyInfoRef::try_from(der.as_slice()).map_err(|e| bad(e.to_string()))?;
+    if info.algorithm.oid != RSA_ENCRYPTION {
+        return Err(bad(format!("not an RSA key ({})", info.algorithm.oid)));
     }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(text.split_whitespace().collect::<String>())
-        .map_err(|e| bad(e.to_string()))?;
-    RsaPublicKey::from_public_key_der(&der).map_err(|e| bad(e.to_string()))
+    info.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| bad("the key's bit string is not whole bytes".into()))
 }
+
+/// `rsaEncryption`, the algorithm of an RSA SubjectPublicKeyInfo (RFC 8017 A.1).
+const RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 
 /// The string Alipay signs: every non-empty parameter but `sign`, sorted by name, `k=v` joined
 /// with `&`.
@@ -275,9 +298,16 @@ pub fn alipay_sign_content(params: &[(&str, String)]) -> String {
 }
 
 /// RSA2 (SHA256withRSA, PKCS#1 v1.5) signature, base64.
-pub fn rsa2_sign(key: &RsaPrivateKey, content: &str) -> String {
-    let signer = SigningKey::<Sha256>::new(key.clone());
-    base64::engine::general_purpose::STANDARD.encode(signer.sign(content.as_bytes()).to_bytes())
+pub fn rsa2_sign(key: &RsaKeyPair, content: &str) -> Result<String, AppError> {
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        content.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|_| AppError::NotConfigured("the app's Alipay private key cannot sign".into()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(signature))
 }
 
 /// The raw text of the JSON object that follows `"name":` in `body`, as Alipay signs it.
@@ -336,7 +366,7 @@ async fn alipay_login(
         ("grant_type", "authorization_code".into()),
         ("code", code.to_string()),
     ];
-    let sign = rsa2_sign(&key, &alipay_sign_content(&params));
+    let sign = rsa2_sign(&key, &alipay_sign_content(&params))?;
     params.push(("sign", sign));
     let answer = state
         .http
@@ -373,9 +403,8 @@ async fn alipay_login(
             .get("sign")
             .and_then(|v| v.as_str())
             .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
-            .and_then(|b| Signature::try_from(b.as_slice()).ok())
             .ok_or_else(|| AppError::Provider("Alipay answer is not signed".into()))?;
-        VerifyingKey::<Sha256>::new(public)
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public)
             .verify(raw.as_bytes(), &sig)
             .map_err(|_| AppError::Provider("Alipay answer signature does not verify".into()))?;
     }
@@ -415,5 +444,58 @@ mod tests {
             raw_json_member(body, "a_response"),
             Some(r#"{"x":"}{\"","n":{"m":1}}"#)
         );
+    }
+
+    const APP_PRIVATE_PEM: &str = include_str!("../tests/fixtures/alipay_app_private.pem");
+    const APP_PRIVATE_PKCS1_PEM: &str =
+        include_str!("../tests/fixtures/alipay_app_private_pkcs1.pem");
+    const APP_PUBLIC_PEM: &str = include_str!("../tests/fixtures/alipay_app_public.pem");
+
+    /// The base64 body of a PEM text, as the Alipay console shows keys.
+    fn bare(pem: &str) -> String {
+        pem.lines().filter(|l| !l.starts_with("-----")).collect()
+    }
+
+    #[test]
+    fn keys_parse_in_every_form_and_signatures_verify() {
+        let public = public_key(APP_PUBLIC_PEM).expect("PEM public key");
+        assert_eq!(
+            public_key(&bare(APP_PUBLIC_PEM)).expect("bare public key"),
+            public
+        );
+        for text in [
+            APP_PRIVATE_PEM.to_string(),
+            APP_PRIVATE_PKCS1_PEM.to_string(),
+            bare(APP_PRIVATE_PEM),
+            bare(APP_PRIVATE_PKCS1_PEM),
+        ] {
+            let key = private_key(&text).expect("private key");
+            let sign = rsa2_sign(&key, "a=1&b=2").expect("sign");
+            let sig = base64::engine::general_purpose::STANDARD
+                .decode(sign)
+                .expect("base64");
+            let verifier = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &public);
+            assert!(verifier.verify(b"a=1&b=2", &sig).is_ok());
+            assert!(verifier.verify(b"a=1&b=3", &sig).is_err());
+        }
+    }
+
+    #[test]
+    fn keys_that_do_not_parse_are_named() {
+        for text in [
+            "",
+            "not base64 !",
+            "AAAA",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+        ] {
+            let Err(AppError::NotConfigured(message)) = private_key(text) else {
+                panic!("{text:?} parsed as a private key");
+            };
+            assert!(message.contains("private key does not parse"), "{message}");
+        }
+        let Err(AppError::NotConfigured(message)) = public_key(&bare(APP_PRIVATE_PEM)) else {
+            panic!("a private key parsed as a public key");
+        };
+        assert!(message.contains("public key does not parse"), "{message}");
     }
 }

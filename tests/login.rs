@@ -18,10 +18,11 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::Engine;
 use common::{backends, spawn_app_with, Backend, TestApp, ADMIN_KEY};
 use points_engine::db::Db;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
-use rsa::{RsaPrivateKey, RsaPublicKey};
+use ring::signature::{
+    RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{PrivatePkcs8KeyDer, SubjectPublicKeyInfoDer};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -47,10 +48,10 @@ const STRANGER_PRIVATE_PEM: &str = include_str!("fixtures/alipay_stranger_privat
 struct Fake {
     /// WeChat appid -> (secret, openid prefix).
     wechat_apps: HashMap<String, (String, String)>,
-    /// Alipay app id -> the app's public key.
-    alipay_apps: HashMap<String, RsaPublicKey>,
-    platform_key: RsaPrivateKey,
-    stranger_key: RsaPrivateKey,
+    /// Alipay app id -> the app's public key as PKCS#1 `RSAPublicKey` DER.
+    alipay_apps: HashMap<String, Vec<u8>>,
+    platform_key: RsaKeyPair,
+    stranger_key: RsaKeyPair,
     wechat_calls: AtomicUsize,
     alipay_calls: AtomicUsize,
     /// Alipay requests whose signature verified.
@@ -74,14 +75,9 @@ impl FakeProviders {
                     (WX_OTHER_SECRET.into(), "oOther".into()),
                 ),
             ]),
-            alipay_apps: HashMap::from([(
-                ALIPAY_APP_ID.into(),
-                RsaPublicKey::from_public_key_pem(APP_PUBLIC_PEM).expect("app public key"),
-            )]),
-            platform_key: RsaPrivateKey::from_pkcs8_pem(PLATFORM_PRIVATE_PEM)
-                .expect("platform private key"),
-            stranger_key: RsaPrivateKey::from_pkcs8_pem(STRANGER_PRIVATE_PEM)
-                .expect("stranger private key"),
+            alipay_apps: HashMap::from([(ALIPAY_APP_ID.into(), rsa_public_key(APP_PUBLIC_PEM))]),
+            platform_key: rsa_key_pair(PLATFORM_PRIVATE_PEM),
+            stranger_key: rsa_key_pair(STRANGER_PRIVATE_PEM),
             wechat_calls: AtomicUsize::new(0),
             alipay_calls: AtomicUsize::new(0),
             alipay_verified: AtomicUsize::new(0),
@@ -168,9 +164,31 @@ fn alipay_content(params: &[(String, String)]) -> String {
         .join("&")
 }
 
-fn sign_b64(key: &RsaPrivateKey, content: &str) -> String {
-    let signature = SigningKey::<Sha256>::new(key.clone()).sign(content.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())
+fn rsa_key_pair(pem: &str) -> RsaKeyPair {
+    let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).expect("PKCS#8 PEM");
+    RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).expect("RSA private key")
+}
+
+/// The PKCS#1 `RSAPublicKey` inside a PEM SubjectPublicKeyInfo.
+fn rsa_public_key(pem: &str) -> Vec<u8> {
+    let der = SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes()).expect("public key PEM");
+    let info = spki::SubjectPublicKeyInfoRef::try_from(der.as_ref()).expect("SPKI");
+    info.subject_public_key
+        .as_bytes()
+        .expect("whole bytes")
+        .to_vec()
+}
+
+fn sign_b64(key: &RsaKeyPair, content: &str) -> String {
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        content.as_bytes(),
+        &mut signature,
+    )
+    .expect("sign");
+    base64::engine::general_purpose::STANDARD.encode(signature)
 }
 
 fn alipay_error(code: &str, msg: &str, sub_code: &str, sub_msg: &str) -> HttpResponse {
@@ -222,10 +240,9 @@ async fn alipay_gateway(fake: web::Data<Fake>, body: web::Bytes) -> HttpResponse
     };
     let signature = base64::engine::general_purpose::STANDARD
         .decode(get("sign"))
-        .ok()
-        .and_then(|bytes| Signature::try_from(bytes.as_slice()).ok());
+        .ok();
     let verified = signature.is_some_and(|sig| {
-        VerifyingKey::<Sha256>::new(app_key.clone())
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, app_key)
             .verify(alipay_content(&params).as_bytes(), &sig)
             .is_ok()
     });
