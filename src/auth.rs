@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use rand::RngCore;
+use rand::Rng;
 use ring::signature::{
     RsaKeyPair, UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
 };

@@ -283,7 +283,7 @@ impl Handler<Draw> for LotteryActor {
         }
         // rand::rng() is a ChaCha-based CSPRNG reseeded from the OS: draws cannot be predicted
         // from earlier ones.
-        let roll = rand::Rng::random_range(&mut rand::rng(), 0..LOTTERY_RATE_SCALE);
+        let roll = rand::RngExt::random_range(&mut rand::rng(), 0..LOTTERY_RATE_SCALE);
         let won = pick_prize(&self.config.prizes, roll).filter(|&i| {
             let p = &self.config.prizes[i];
             p.amount > 0 && self.state.granted[i] < p.stock
@@ -420,7 +420,7 @@ mod tests {
         let mut first = 0;
         let draws = 40_000;
         for _ in 0..draws {
-            let roll = rand::Rng::random_range(&mut rng, 0..LOTTERY_RATE_SCALE);
+            let roll = rand::RngExt::random_range(&mut rng, 0..LOTTERY_RATE_SCALE);
             if pick_prize(&prizes, roll) == Some(0) {
                 first += 1;
             }

@@ -29,7 +29,7 @@
 use actix_web::web;
 use points_actors::leaderboard::INVITE_KIND;
 use points_actors::{Change, LedgerError, Limit, Submit};
-use rand::Rng;
+use rand::RngExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
