@@ -158,8 +158,8 @@ impl Redis {
         // timeouts: the next use tries again.
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_number_of_retries(0)
-            .set_connection_timeout(REDIS_TIMEOUT)
-            .set_response_timeout(REDIS_TIMEOUT);
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
         let conn =
             redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await?;
         *slot = Some(conn.clone());
