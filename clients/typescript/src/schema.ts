@@ -2899,7 +2899,7 @@ export interface components {
              * @description The linked task; 0 for NORMAL banners.
              */
             task_id: number;
-            task_info?: null | {
+            task_info?: {
                 /** Format: int64 */
                 amount: number;
                 btn_desc: string[];
@@ -2928,7 +2928,7 @@ export interface components {
                 status: string;
                 target: string;
                 target_type: string;
-            };
+            } | null;
             /** @description `TASK` (linked to `task_id`) or `NORMAL`. */
             type: string;
         };
@@ -3047,7 +3047,7 @@ export interface components {
                  * @description The caller's count in the current cycle.
                  */
                 currentTotal: number;
-                cycle?: null | {
+                cycle?: {
                     /**
                      * Format: int64
                      * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -3057,7 +3057,7 @@ export interface components {
                     day?: number | null;
                     /** @description `day`, `week` or `month`. */
                     type?: string | null;
-                };
+                } | null;
                 /** @description Last business day of the current cycle; empty for a permanent task. */
                 cycleEnd: string;
                 /** @description First business day of the current cycle; empty for a permanent task. */
@@ -3117,7 +3117,7 @@ export interface components {
                  * @description The caller's count in the current cycle.
                  */
                 currentTotal: number;
-                cycle?: null | {
+                cycle?: {
                     /**
                      * Format: int64
                      * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -3127,7 +3127,7 @@ export interface components {
                     day?: number | null;
                     /** @description `day`, `week` or `month`. */
                     type?: string | null;
-                };
+                } | null;
                 /** @description Last business day of the current cycle; empty for a permanent task. */
                 cycleEnd: string;
                 /** @description First business day of the current cycle; empty for a permanent task. */
@@ -3183,7 +3183,7 @@ export interface components {
                  * @description The caller's count in the current cycle.
                  */
                 currentTotal: number;
-                cycle?: null | {
+                cycle?: {
                     /**
                      * Format: int64
                      * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -3193,7 +3193,7 @@ export interface components {
                     day?: number | null;
                     /** @description `day`, `week` or `month`. */
                     type?: string | null;
-                };
+                } | null;
                 /** @description Last business day of the current cycle; empty for a permanent task. */
                 cycleEnd: string;
                 /** @description First business day of the current cycle; empty for a permanent task. */
@@ -3244,7 +3244,7 @@ export interface components {
             btnTitle?: string | null;
             /** @description `qrCode`, `route` or `customize` (default). */
             btnType?: string | null;
-            cycle?: null | {
+            cycle?: {
                 /**
                  * Format: int64
                  * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -3254,7 +3254,7 @@ export interface components {
                 day?: number | null;
                 /** @description `day`, `week` or `month`. */
                 type?: string | null;
-            };
+            } | null;
             desc?: string | null;
             /**
              * Format: int64
@@ -3302,7 +3302,7 @@ export interface components {
             btnTitle: string;
             btnType: string;
             createdAt: string;
-            cycle?: null | {
+            cycle?: {
                 /**
                  * Format: int64
                  * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -3312,7 +3312,7 @@ export interface components {
                 day?: number | null;
                 /** @description `day`, `week` or `month`. */
                 type?: string | null;
-            };
+            } | null;
             desc: string;
             /** Format: int64 */
             faceValue: number;
@@ -4454,11 +4454,11 @@ export interface components {
             id: number;
         };
         UserPoints: {
-            expiredPointsInfo?: null | {
+            expiredPointsInfo?: {
                 expiredTime: string;
                 /** Format: int64 */
                 faceValue: number;
-            };
+            } | null;
             /** Format: int64 */
             points: number;
         };
@@ -4542,7 +4542,7 @@ export interface components {
              * @description The linked task; 0 for NORMAL banners.
              */
             task_id: number;
-            task_info?: null | {
+            task_info?: {
                 /** Format: int64 */
                 amount: number;
                 btn_desc: string[];
@@ -4571,7 +4571,7 @@ export interface components {
                 status: string;
                 target: string;
                 target_type: string;
-            };
+            } | null;
             /** @description `TASK` (linked to `task_id`) or `NORMAL`. */
             type: string;
         }[];
@@ -4621,7 +4621,7 @@ export interface components {
             btnTitle: string;
             btnType: string;
             createdAt: string;
-            cycle?: null | {
+            cycle?: {
                 /**
                  * Format: int64
                  * @description The day the cycle refreshes (循环日期): weekday 1-7 (Monday-Sunday) for `week`, day of
@@ -4631,7 +4631,7 @@ export interface components {
                 day?: number | null;
                 /** @description `day`, `week` or `month`. */
                 type?: string | null;
-            };
+            } | null;
             desc: string;
             /** Format: int64 */
             faceValue: number;
@@ -4981,7 +4981,7 @@ export interface components {
         "admin.AppReq": {
             id: string;
             name?: string | null;
-            settings?: null | {
+            settings?: {
                 /**
                  * @description AES key (base64) for the app's encrypted phone numbers (000 `auth/phone`).
                  * @default null
@@ -5010,7 +5010,7 @@ export interface components {
                 wechat_appid: string | null;
                 /** @default null */
                 wechat_secret: string | null;
-            };
+            } | null;
         };
         "admin.UserReq": {
             app_id?: string | null;
